@@ -1,0 +1,22 @@
+"""Chameleon data mixing: sample domains, train a proxy, embed domains, weight them by KRLS."""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/shards.smk"
+include: "workflow/rules/proxy.smk"
+include: "workflow/rules/embed.smk"
+include: "workflow/rules/weights.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/demo/weights.json",

@@ -1,0 +1,135 @@
+"""Validate the workflow configuration: JSON Schema first, then the cross-references a schema
+cannot express. Every error names the key path and says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from .model import model_spec
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in the schema's defaults (the jsonschema FAQ's recipe)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = (
+                        dict(sub["default"]) if isinstance(sub["default"], dict) else sub["default"]
+                    )
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"unknown key {', '.join(map(repr, extra))}" + (
+            f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        )
+    if error.validator == "pattern":
+        return f"{error.instance!r} is not a safe name: use letters, digits and _ . + - only"
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        return f"{error.message.split(' is not valid')[0]} must have exactly one of " + ", ".join(
+            sorted({r for s in error.validator_value for r in s.get("required", [])})
+        )
+    if error.validator in ("minimum", "exclusiveMinimum"):
+        return f"{error.instance!r} is too small ({error.message.split('is ', 1)[-1]}); use a positive value"
+    return error.message
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Check ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
+    if errors:
+        deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
+        raise ConfigError(f"config: {_key_path(deepest)}: {_explain(deepest)}")
+    _check_references(config)
+    return config
+
+
+def _check_references(config: dict) -> None:
+    from .corpus import COLLECTORS
+
+    datasets, proxies = config["datasets"], config["proxies"]
+    for name, dataset in datasets.items():
+        where = f"config: datasets.{name}"
+        names = [d["name"] for d in dataset["domains"]]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError(
+                f"{where}.domains: duplicate domain name(s) {dupes}; names must be unique"
+            )
+        if dataset["proxy"] not in proxies:
+            raise ConfigError(
+                f"{where}.proxy: no proxy named {dataset['proxy']!r}; define it under proxies "
+                f"(defined: {', '.join(sorted(proxies))})"
+            )
+        for i, domain in enumerate(dataset["domains"]):
+            if "value" in domain and "source" not in dataset:
+                raise ConfigError(
+                    f"{where}.domains[{i}] ({domain['name']}): `value` selects records of the "
+                    "dataset's mixed source; add `source:` and `domain_field:` to the dataset"
+                )
+            if "collect" in domain and domain["collect"] not in COLLECTORS:
+                raise ConfigError(
+                    f"{where}.domains[{i}] ({domain['name']}): unknown collector "
+                    f"{domain['collect']!r}; known: {', '.join(sorted(COLLECTORS))}"
+                )
+        n_layer = model_spec(proxies[dataset["proxy"]]["model"])["n_layer"]
+        layer = dataset["embedding"]["layer"]
+        if layer is not None and not 1 <= layer <= n_layer:
+            raise ConfigError(
+                f"{where}.embedding.layer: {layer} is out of range for proxy "
+                f"{dataset['proxy']!r} with {n_layer} blocks; use 1..{n_layer} or null (middle)"
+            )
+    for name, proxy in proxies.items():
+        where = f"config: proxies.{name}"
+        if proxy["dataset"] not in datasets:
+            raise ConfigError(f"{where}.dataset: no dataset named {proxy['dataset']!r}")
+        known = {d["name"] for d in datasets[proxy["dataset"]]["domains"]}
+        unknown = [d for d in proxy["domains"] if d not in known]
+        if unknown:
+            raise ConfigError(
+                f"{where}.domains: {unknown} are not domains of dataset {proxy['dataset']!r}"
+            )
+        spec = model_spec(proxy["model"])
+        if spec["n_embd"] % spec["n_head"]:
+            raise ConfigError(f"{where}.model: n_embd {spec['n_embd']} is not divisible by n_head")
+        train = proxy["train"]
+        late = [s for s in train["checkpoints"] if s > train["steps"]]
+        if late:
+            raise ConfigError(f"{where}.train.checkpoints: {late} exceed steps={train['steps']}")
+        if train["min_lr"] > train["lr"]:
+            raise ConfigError(f"{where}.train.min_lr: {train['min_lr']} exceeds lr {train['lr']}")
+        micro = train["micro_batch_size"]
+        if micro and train["batch_size"] % micro:
+            raise ConfigError(
+                f"{where}.train.micro_batch_size: {micro} does not divide batch_size "
+                f"{train['batch_size']}"
+            )
+        path = proxy["tokenizer"].get("path")
+        if path and not Path(path).is_dir():
+            raise ConfigError(f"{where}.tokenizer.path: {path} is not a directory")

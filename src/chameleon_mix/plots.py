@@ -1,0 +1,83 @@
+"""Figures of the weights stage: affinity heatmap, 2-D embedding map, weights bars, stability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    _figure().close(fig)
+
+
+def plot_affinity(affinity: np.ndarray, names: list[str], path: str | Path) -> None:
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * len(names), 0.8 + 0.6 * len(names)))
+    image = ax.imshow(affinity, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_title("Domain affinity $\\Omega$")
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    _save(fig, path)
+
+
+def plot_embedding_map(samples: dict[str, np.ndarray], path: str | Path) -> None:
+    """Sample embeddings (one cloud per domain) and domain means on their first two
+    principal components."""
+    plt = _figure()
+    stacked = np.concatenate(list(samples.values())).astype(np.float64)
+    mean = stacked.mean(axis=0)
+    _, _, vt = np.linalg.svd(stacked - mean, full_matrices=False)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for name, cloud in samples.items():
+        xy = (cloud - mean) @ vt[:2].T
+        points = ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.3)
+        centre = xy.mean(axis=0)
+        ax.scatter(*centre, s=80, color=points.get_facecolor()[0], edgecolor="black", alpha=1)
+        ax.annotate(name, centre, fontsize=8, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title("Sample embeddings (dots) and domain embeddings (circles)")
+    _save(fig, path)
+
+
+def plot_weights(
+    weights: dict[str, float], path: str | Path, title: str = "Chameleon weights"
+) -> None:
+    plt = _figure()
+    names = list(weights)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(names), 4))
+    ax.bar(names, [weights[n] for n in names], color="tab:green")
+    ax.axhline(1 / len(names), color="grey", linestyle="--", label="uniform")
+    ax.set_ylabel("weight")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=60)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_stability(steps: list[int], weights: list[dict[str, float]], path: str | Path) -> None:
+    """Weights of every domain against the proxy's training steps (the paper's Figure 2)."""
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in weights[0]:
+        ax.plot(steps, [w[name] for w in weights], marker="o", label=name)
+    ax.set_xlabel("proxy training steps")
+    ax.set_ylabel("weight")
+    ax.set_title("Chameleon weights across proxy checkpoints")
+    ax.legend(fontsize=7, ncol=2)
+    _save(fig, path)

@@ -1,0 +1,304 @@
+"""Tests of the demo-corpus collectors, on the real files of this machine.
+
+Collectors whose source is absent here are skipped, not failed: a fresh CI
+machine may lack e.g. /usr/lib/node_modules.  The mechanics (atomic writes,
+.mo parsing, missing sources) run on files the tests write themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from chameleon_mix import corpus
+from chameleon_mix.corpus import (
+    COLLECTORS,
+    Collector,
+    collect,
+    missing_reason,
+    mo_translations,
+    roff_to_text,
+)
+
+EXPECTED_NAMES = {
+    "python_code", "c_headers", "docstrings", "package_readmes", "python_docs", "licenses", "man_pages",
+    "changelogs", "perl_modules", "translations", "javascript", "shell_scripts", "markdown_docs",
+}  # fmt: skip
+MAX_DOCUMENTS = 20
+MAX_CHARS = 4000  # small enough that long files get split
+MIN_CHARS = 100
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def run(
+    name: str | Collector, directory: Path, max_documents: int = MAX_DOCUMENTS, **kwargs
+) -> tuple[Path, Path]:
+    out, manifest = directory / "docs.jsonl", directory / "manifest.json"
+    kwargs = {"max_chars": MAX_CHARS, "min_chars": MIN_CHARS} | kwargs
+    collect(name, out, manifest, max_documents, **kwargs)
+    return out, manifest
+
+
+@pytest.fixture(scope="module", params=sorted(EXPECTED_NAMES))
+def collected(request, tmp_path_factory) -> tuple[str, Path, Path]:
+    """One collection per available collector, shared by the tests below."""
+    name = request.param
+    reason = missing_reason(name)
+    if reason is not None:
+        pytest.skip(reason)
+    out, manifest = run(name, tmp_path_factory.mktemp(name))
+    return name, out, manifest
+
+
+def test_registry_has_the_documented_collectors():
+    assert set(COLLECTORS) == EXPECTED_NAMES
+    for name, collector in COLLECTORS.items():
+        assert collector.name == name
+        assert collector.description and "\n" not in collector.description
+        assert collector.install_hint
+
+
+def test_collect_writes_documents_and_manifest(collected):
+    name, out, manifest_path = collected
+    documents = read_jsonl(out)
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+
+    assert 0 < len(documents) <= MAX_DOCUMENTS
+    assert manifest["collector"] == name
+    assert manifest["documents"] == len(documents)
+    assert manifest["bytes"] == sum(len(d["text"].encode("utf-8")) for d in documents)
+    for document in documents:
+        assert MIN_CHARS <= len(document["text"]) <= MAX_CHARS
+        assert document["text"].strip()
+    paths = [source["path"] for source in manifest["sources"]]
+    assert paths == sorted(paths)
+    assert set(paths) == {d["source"] for d in documents}
+    for source in manifest["sources"]:
+        assert hashlib.sha256(Path(source["path"]).read_bytes()).hexdigest() == source["sha256"]
+        assert isinstance(source["package"], str) and source["package"]
+        assert isinstance(source["version"], str) and source["version"]
+
+
+def test_runs_are_repeatable_and_prefix_consistent(collected, tmp_path):
+    name, out, manifest = collected
+    again_out, again_manifest = run(name, tmp_path)
+    assert again_out.read_bytes() == out.read_bytes()
+    assert again_manifest.read_bytes() == manifest.read_bytes()
+
+    (tmp_path / "few").mkdir()
+    fewer_out, _ = run(name, tmp_path / "few", max_documents=7)
+    fewer = fewer_out.read_text(encoding="utf-8").splitlines()
+    assert fewer == out.read_text(encoding="utf-8").splitlines()[: len(fewer)]
+
+
+def test_selection_is_spread_over_the_tree(collected):
+    name, out, _ = collected
+    sources = [d["source"] for d in read_jsonl(out)]
+    if len(set(sources)) > 2:  # python_docs has a single source file
+        assert sources != sorted(sources), "files should be picked by path hash, not alphabetically"
+
+
+def test_python_code_skips_tests_and_site_packages():
+    if missing_reason("python_code"):
+        pytest.skip("no stdlib")
+    paths = [Path(p) for p in (corpus._candidates(COLLECTORS["python_code"]))]
+    assert paths
+    assert not any({"site-packages", "test", "tests"} & set(p.parts) for p in paths)
+
+
+ROFF_MANUALS = ("groff", "man.", "man-pages", "roff", "troff", "nroff", "tbl", "gtbl", "mdoc")
+
+
+def test_man_pages_are_free_of_roff_markup(tmp_path):
+    if missing_reason("man_pages"):
+        pytest.skip("no man pages")
+    out, _ = run("man_pages", tmp_path)
+    for document in read_jsonl(out):
+        if Path(document["source"]).name.startswith(ROFF_MANUALS):
+            continue  # these describe the markup itself, so they quote it
+        text = document["text"]
+        for markup in ("\\fB", "\\fI", "\\fR", "\\fP", "\\-", "\\(", '.\\"'):
+            assert markup not in text, (document["source"], markup)
+        assert not any(line.startswith((".SH", ".TH", ".PP", ".TP")) for line in text.splitlines())
+
+
+ROFF_PAGE = r""".\" A comment that must vanish
+.TH DEMO 1 "2024" "demo 1.0"
+.SH NAME
+demo \- show \fBbold\fR and \fIitalic\fP text
+.SH "SEE ALSO"
+.BR ls (1),
+.IR "a file" .
+.PP
+Dashes\(emand \e backslashes, \*(lqquoted\*(rq.
+.de XX
+this macro body must not show
+..
+.TP
+\fB\-v\fR, \fB\-\-verbose\fR
+be chatty
+"""
+
+
+def test_roff_to_text_turns_markup_into_prose():
+    text = roff_to_text(ROFF_PAGE)
+    assert text.splitlines()[:4] == ["NAME", "demo - show bold and italic text", "", "SEE ALSO"]
+    assert "ls(1)," in text
+    assert "a file." in text
+    assert "Dashes—and \\ backslashes, “quoted”." in text
+    assert "-v, --verbose\nbe chatty" in text
+    assert "comment" not in text and "macro body" not in text and "DEMO" not in text
+
+
+def test_man_page_so_stubs_are_skipped(tmp_path):
+    (tmp_path / "real.1.gz").write_bytes(gzip.compress(ROFF_PAGE.encode()))
+    (tmp_path / "alias.1.gz").write_bytes(gzip.compress(b".so man1/real.1\n"))
+    local = dataclasses.replace(COLLECTORS["man_pages"], globs=lambda: [f"{tmp_path}/*.gz"])
+    out, _ = run(local, tmp_path, min_chars=10)
+    assert [d["source"] for d in read_jsonl(out)] == [str(tmp_path / "real.1.gz")]
+
+
+def build_mo(pairs: list[tuple[bytes, bytes]], order: str = "<") -> bytes:
+    """A GNU .mo catalogue: header, table of originals, table of translations, strings."""
+    originals_at = 28
+    translations_at = originals_at + 8 * len(pairs)
+    strings_at = translations_at + 8 * len(pairs)
+    tables, strings = [b"", b""], b""
+    for column in (0, 1):
+        for pair in pairs:
+            tables[column] += struct.pack(
+                order + "2I", len(pair[column]), strings_at + len(strings)
+            )
+            strings += pair[column] + b"\0"
+    header = struct.pack(
+        order + "7I", 0x950412DE, 0, len(pairs), originals_at, translations_at, 0, 0
+    )
+    return header + tables[0] + tables[1] + strings
+
+
+MO_PAIRS = [
+    (b"", b"Content-Type: text/plain; charset=ISO-8859-1\nPlural-Forms: nplurals=2;\n"),
+    (b"Coffee", "Café".encode("latin-1")),
+    (b"Hello", b"Bonjour"),
+    (b"file\0files", b"fichier\0fichiers"),
+    (b"menu\x04Open", b"Ouvrir"),
+    (b"Untranslated", b""),
+]
+MO_STRINGS = ["Café", "Bonjour", "fichier", "fichiers", "Ouvrir"]
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_mo_translations_reads_both_byte_orders(order):
+    assert mo_translations(build_mo(MO_PAIRS, order)) == MO_STRINGS
+
+
+def test_mo_translations_rejects_other_files():
+    with pytest.raises(ValueError):
+        mo_translations(b"\x7fELF" + bytes(40))
+
+
+def test_translations_collector_returns_exactly_the_msgstrs(tmp_path):
+    catalogue = tmp_path / "locale" / "xx" / "LC_MESSAGES" / "demo.mo"
+    catalogue.parent.mkdir(parents=True)
+    catalogue.write_bytes(build_mo(MO_PAIRS))
+    local = dataclasses.replace(
+        COLLECTORS["translations"], globs=lambda: [f"{tmp_path}/locale/*/LC_MESSAGES/*.mo"]
+    )
+    out, manifest = run(local, tmp_path, min_chars=1)
+    assert read_jsonl(out) == [
+        {"text": "\n".join(MO_STRINGS), "lang": "xx", "source": str(catalogue)}
+    ]
+    source = json.loads(manifest.read_text())["sources"][0]
+    assert source["sha256"] == hashlib.sha256(catalogue.read_bytes()).hexdigest()
+    assert source["package"] == "unknown"
+
+
+def test_shell_scripts_are_recognised_by_their_shebang(tmp_path):
+    scripts = {"a": b"#!/bin/sh\n", "b": b"#! /usr/bin/env bash\n", "c": b"#!/bin/dash -e\n"}
+    others = {"d": b"#!/usr/bin/python3\n", "e": b"#!/bin/shell-ish\n", "f": b"echo no shebang\n"}
+    (tmp_path / "bin").mkdir()
+    for name, first_line in {**scripts, **others}.items():
+        (tmp_path / "bin" / name).write_bytes(first_line + b"echo hello world\n" * 20)
+    local = dataclasses.replace(COLLECTORS["shell_scripts"], globs=lambda: [f"{tmp_path}/bin/*"])
+    out, _ = run(local, tmp_path, min_chars=10)
+    assert sorted(Path(d["source"]).name for d in read_jsonl(out)) == sorted(scripts)
+
+
+def test_long_files_are_split_into_numbered_parts(tmp_path):
+    paragraphs = [f"paragraph {n}: " + "word " * 60 for n in range(40)]  # ~12 kB
+    (tmp_path / "long.txt").write_text("\n\n".join(paragraphs))
+    local = Collector(
+        "long", "one long file", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
+    )
+    out, _ = run(local, tmp_path, max_chars=1000, min_chars=10)
+    documents = read_jsonl(out)
+    assert [d["part"] for d in documents] == list(range(len(documents)))
+    assert len(documents) == corpus.MAX_PARTS_PER_TEXT  # the rest of a huge file is cut
+    for document in documents:
+        assert len(document["text"]) <= 1000
+        assert document["text"].startswith("paragraph ")  # cut at paragraph boundaries
+
+
+def test_unknown_collector_lists_known_names(tmp_path):
+    for call in (lambda: missing_reason("nope"), lambda: run("nope", tmp_path)):
+        with pytest.raises((KeyError, ValueError), match="python_code"):
+            call()
+
+
+def test_missing_source_names_the_install_hint(tmp_path):
+    absent = dataclasses.replace(
+        COLLECTORS["man_pages"], globs=lambda: [f"{tmp_path}/absent/man[1-8]/*.gz"]
+    )
+    assert absent.install_hint in missing_reason(absent)
+    with pytest.raises(FileNotFoundError, match="apt-get install man-db"):
+        run(absent, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_documents_is_an_error_naming_the_collector(tmp_path):
+    (tmp_path / "tiny.txt").write_text("too short")
+    tiny = Collector(
+        "tiny_texts", "tiny", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
+    )
+    with pytest.raises(ValueError, match="tiny_texts"):
+        run(tiny, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]
+
+
+def test_failure_midway_leaves_no_output(tmp_path):
+    for n in range(5):
+        (tmp_path / f"input{n}.txt").write_text(f"document {n} " * 50)
+    converted: list[Path] = []
+
+    def fail_on_third_file(path: Path, data: bytes) -> list[dict]:
+        converted.append(path)
+        if len(converted) == 3:
+            raise RuntimeError("injected failure")
+        return [{"text": data.decode()}]
+
+    flaky = Collector(
+        "flaky", "fails midway", "nothing", lambda: [f"{tmp_path}/*.txt"], fail_on_third_file
+    )
+    with pytest.raises(RuntimeError, match="injected"):
+        run(flaky, tmp_path)
+    assert len(converted) == 3  # two documents had been written before the failure
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"input{n}.txt" for n in range(5)]
+
+
+def test_missing_output_directory_leaves_no_output(tmp_path):
+    (tmp_path / "input.txt").write_text("some text " * 50)
+    local = Collector(
+        "local", "one file", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
+    )
+    with pytest.raises(FileNotFoundError):
+        run(local, tmp_path / "not-there")
+    assert not (tmp_path / "not-there").exists()

@@ -1,0 +1,175 @@
+"""Tokenizer, proxy training (resume) and embeddings on a tiny real model, on CPU."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from chameleon_mix.embed import (
+    checkpoint_dir,
+    embed_domain,
+    embed_domain_to_files,
+    embed_windows,
+    truncate_to_layer,
+)
+from chameleon_mix.model import build_model, load_model
+from chameleon_mix.tokenizer import load_tokenizer, train_tokenizer
+from chameleon_mix.train import TrainConfig, sample_batch, train, train_uniform_proxy
+
+TINY = {"n_layer": 3, "n_head": 2, "n_embd": 32}
+CFG = {
+    "steps": 8,
+    "batch_size": 4,
+    "micro_batch_size": 2,
+    "seq_len": 16,
+    "lr": 3e-3,
+    "min_lr": 3e-4,
+    "warmup_steps": 2,
+    "checkpoints": [4],
+    "checkpoint_every": 2,
+}
+
+
+def domain_texts():
+    code = [f"def f{i}(x):\n    return x * {i} + {i % 3}\n" for i in range(60)]
+    prose = [f"The river number {i} flows slowly past the old mill in spring." for i in range(60)]
+    return {"code": code, "prose": prose}
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shards")
+    paths = {}
+    for name, texts in domain_texts().items():
+        paths[name] = root / f"{name}.parquet"
+        pq.write_table(pa.table({"text": texts}), paths[name])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer([t for ts in domain_texts().values() for t in ts], 400, path)
+    return path
+
+
+def params_of(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_tokenizer_round_trips_text(tokenizer_dir):
+    tok = load_tokenizer(tokenizer_dir)
+    text = "def f7(x):\n    return x * 7 + 1\n"
+    assert tok.decode(tok(text)["input_ids"]) == text
+    assert tok.pad_token == tok.eos_token == "<|endoftext|>"
+
+
+def test_resumed_run_reaches_the_same_state_as_an_uninterrupted_one(
+    shards, tokenizer_dir, tmp_path
+):
+    full = train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path / "full", device="cpu")
+    # Kill after step 5: the last checkpoint is step 4; rerunning resumes from it.
+    from chameleon_mix.train import tokenize_stream
+
+    tok = load_tokenizer(tokenizer_dir)
+    streams = {
+        n: tokenize_stream(pq.read_table(p)["text"].to_pylist(), tok) for n, p in shards.items()
+    }
+    uniform = {n: 0.5 for n in streams}
+    torch.manual_seed(0)  # as train_uniform_proxy does with the config's seed
+    first = build_model(TINY, len(tok), CFG["seq_len"], tok.eos_token_id)
+    train(
+        first, streams, uniform, TrainConfig(**CFG), tmp_path / "killed", tok, "cpu", stop_after=5
+    )
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["step-4"]
+    resumed = train_uniform_proxy(
+        shards, tokenizer_dir, TINY, CFG, tmp_path / "killed", device="cpu"
+    )
+    assert resumed["resumed_from_step"] == 4
+    a = load_model(tmp_path / "full" / "model").state_dict()
+    b = load_model(tmp_path / "killed" / "model").state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert resumed["tokens_per_domain"] == full["tokens_per_domain"]
+    # Requested checkpoints stay, superseded resume points are removed.
+    kept = sorted(p.name for p in (tmp_path / "full" / "checkpoints").iterdir())
+    assert kept == ["step-4", "step-8"]
+    log = json.loads((tmp_path / "full" / "train_log.json").read_text())
+    assert log["log"][-1]["loss"] < log["log"][0]["loss"]
+
+
+def test_uniform_sampling_draws_domains_evenly():
+    streams = [np.arange(100, dtype=np.int32), np.arange(1000, 1100, dtype=np.int32)]
+    rng = np.random.default_rng(0)
+    tokens, domains = sample_batch(streams, np.array([0.5, 0.5]), 4000, 10, rng)
+    assert tokens.shape == (4000, 11)
+    assert abs(domains.mean() - 0.5) < 0.03
+    assert np.all(tokens[domains == 1] >= 1000)  # windows come from the drawn domain
+
+
+def test_truncated_trunk_equals_full_forward_hidden_state():
+    model = build_model(TINY, 100, 32, 0).eval()
+    ids = torch.randint(0, 100, (3, 12))
+    with torch.no_grad():
+        hidden = model.transformer(ids, output_hidden_states=True).hidden_states
+        for layer in (1, 2):
+            trunk = truncate_to_layer(build_model(TINY, 100, 32, 0).eval(), layer)
+            trunk.load_state_dict(model.transformer.state_dict(), strict=False)
+            out = trunk(input_ids=ids).last_hidden_state
+            torch.testing.assert_close(out, hidden[layer])
+            assert len(trunk.h) == layer
+
+
+def test_mean_over_real_tokens_ignores_padding():
+    torch.manual_seed(0)
+    trunk = truncate_to_layer(build_model(TINY, 100, 32, 0), 2)
+    short, long = np.array([5, 6, 7]), np.arange(10, 22)
+    alone = embed_windows(trunk, [short], pad_id=0)
+    batched = embed_windows(trunk, [long, short], pad_id=0, batch_size=2)
+    np.testing.assert_allclose(batched[1], alone[0], atol=1e-5)
+    with_padding = embed_windows(trunk, [long, short], pad_id=0, batch_size=2, include_padding=True)
+    assert not np.allclose(with_padding[1], alone[0], atol=1e-3)
+    np.testing.assert_allclose(with_padding[0], batched[0], atol=1e-5)  # nothing padded there
+
+
+def test_domain_embeddings_separate_domains(shards, tokenizer_dir, tmp_path):
+    train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+    tok = load_tokenizer(tmp_path / "model")
+    means = {}
+    for name, texts in domain_texts().items():
+        result = embed_domain(load_model(tmp_path / "model"), tok, texts, 16, 16, seed=1)
+        assert result.layer == 1 and result.samples.shape == (16, 32)
+        means[name] = result.mean
+    same = embed_domain(load_model(tmp_path / "model"), tok, domain_texts()["code"], 16, 16, seed=1)
+    np.testing.assert_allclose(same.mean, means["code"])  # deterministic under the seed
+    assert not np.allclose(means["code"], means["prose"], atol=1e-3)
+
+
+def test_embedding_errors_name_the_culprit(shards, tokenizer_dir, tmp_path):
+    train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+    with pytest.raises(ValueError, match=r"layer 4 is out of range: the model has blocks 1..3"):
+        truncate_to_layer(load_model(tmp_path / "model"), 4)
+    with pytest.raises(
+        FileNotFoundError, match=r"checkpoint step-3 .* does not exist \(kept: step-4, step-8\)"
+    ):
+        checkpoint_dir(tmp_path / "model", "step-3")
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        load_model(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="holds no tokenizer"):
+        load_tokenizer(tmp_path / "checkpoints")
+    out = tmp_path / "emb"
+    with pytest.raises(ValueError, match="out of range"):
+        embed_domain_to_files(
+            tmp_path / "model",
+            "final",
+            shards["code"],
+            {"samples": 4, "seq_len": 8, "layer": 9},
+            out / "code.npy",
+            out / "code.samples.npy",
+            out / "code.json",
+            proxy="p",
+        )
+    assert not out.exists() or not any(out.iterdir())

@@ -1,0 +1,19 @@
+rule collect_corpus:
+    """Collect one kind of text already on this machine for the embedded demo corpus."""
+    output:
+        documents="results/corpus/{collector}.jsonl",
+        manifest="results/corpus/{collector}.manifest.json",
+    log:
+        "results/logs/corpus/{collector}.log",
+    benchmark:
+        "results/benchmarks/corpus/{collector}.tsv"
+    conda:
+        "../../envs/chameleon.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        max_documents=config["corpus"]["max_documents"],
+        max_chars=config["corpus"]["max_chars"],
+    script:
+        "../scripts/collect_corpus.py"

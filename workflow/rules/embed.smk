@@ -1,0 +1,25 @@
+rule embed_domain:
+    """Mean hidden state of one domain's samples under the dataset's proxy (or a checkpoint)."""
+    input:
+        model=proxy_model_dir,
+        shard="results/{dataset}/shards/{domain}/train.parquet",
+    output:
+        embedding="results/{dataset}/embeddings/{ckpt}/{domain}.npy",
+        samples="results/{dataset}/embeddings/{ckpt}/{domain}.samples.npy",
+        info="results/{dataset}/embeddings/{ckpt}/{domain}.json",
+    log:
+        "results/logs/{dataset}/embeddings/{ckpt}/{domain}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/embeddings/{ckpt}/{domain}.tsv"
+    conda:
+        "../../envs/chameleon.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        mem_mb=16000,
+        runtime=60,
+    params:
+        proxy=lambda wc: proxy_of(wc.dataset),
+        embedding=lambda wc: DATASETS[wc.dataset]["embedding"],
+    script:
+        "../scripts/embed_domain.py"

@@ -1,0 +1,70 @@
+def embeddings(dataset, ckpt="final"):
+    return expand(
+        "results/{dataset}/embeddings/{ckpt}/{domain}.npy",
+        dataset=dataset,
+        ckpt=ckpt,
+        domain=domains(dataset),
+    )
+
+
+def weight_params(wildcards):
+    dataset = DATASETS[wildcards.dataset]
+    return {"stage": dataset["stage"], **dataset["weights"]}
+
+
+rule weights:
+    """Chameleon domain weights from the domain embeddings (KRLS), with affinity and plots."""
+    input:
+        lambda wc: embeddings(wc.dataset),
+    output:
+        weights="results/{dataset}/weights.json",
+        affinity="results/{dataset}/affinity.csv",
+        affinity_plot="results/{dataset}/plots/affinity.png",
+        map_plot="results/{dataset}/plots/embedding_map.png",
+        weights_plot="results/{dataset}/plots/weights.png",
+    log:
+        "results/logs/{dataset}/weights.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        settings=weight_params,
+        domains=lambda wc: domains(wc.dataset),
+        proxy=lambda wc: proxy_of(wc.dataset),
+    script:
+        "../scripts/compute_weights.py"
+
+
+def stability_checkpoint(dataset, step):
+    """The final step's embeddings are the ones weights.json used: reuse them."""
+    return (
+        "final"
+        if step == PROXIES[proxy_of(dataset)]["train"]["steps"]
+        else f"step-{step}"
+    )
+
+
+def stability_inputs(wildcards):
+    return {
+        f"step_{step}": embeddings(
+            wildcards.dataset, stability_checkpoint(wildcards.dataset, step)
+        )
+        for step in checkpoint_steps(wildcards.dataset)
+    }
+
+
+rule stability:
+    """Weights from every kept proxy checkpoint against its step (the paper's Figure 2)."""
+    input:
+        unpack(stability_inputs),
+    output:
+        table="results/{dataset}/stability.csv",
+        plot="results/{dataset}/plots/stability.png",
+    log:
+        "results/logs/{dataset}/stability.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        settings=weight_params,
+        domains=lambda wc: domains(wc.dataset),
+    script:
+        "../scripts/stability.py"

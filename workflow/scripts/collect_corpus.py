@@ -1,0 +1,13 @@
+from chameleon_mix.corpus import collect
+
+from chameleon_mix.io import logged
+
+with logged(snakemake.log[0]):
+    n = collect(
+        snakemake.wildcards.collector,
+        snakemake.output.documents,
+        snakemake.output.manifest,
+        max_documents=snakemake.params.max_documents,
+        max_chars=snakemake.params.max_chars,
+    )
+    print(f"{snakemake.wildcards.collector}: {n} documents")

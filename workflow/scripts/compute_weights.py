@@ -1,0 +1,10 @@
+from chameleon_mix.io import logged
+from chameleon_mix.weights import weights_stage
+
+with logged(snakemake.log[0]):
+    weights_stage(
+        embedding_files=dict(zip(snakemake.params.domains, snakemake.input, strict=True)),
+        settings=dict(snakemake.params.settings),
+        outputs=dict(snakemake.output.items()),
+        metadata={"dataset": snakemake.wildcards.dataset, "proxy": snakemake.params.proxy},
+    )

@@ -1,0 +1,14 @@
+from chameleon_mix.embed import embed_domain_to_files
+from chameleon_mix.io import logged
+
+with logged(snakemake.log[0]):
+    embed_domain_to_files(
+        model_dir=snakemake.input.model,
+        checkpoint=snakemake.wildcards.ckpt,
+        shard=snakemake.input.shard,
+        settings=dict(snakemake.params.embedding),
+        out_embedding=snakemake.output.embedding,
+        out_samples=snakemake.output.samples,
+        out_info=snakemake.output.info,
+        proxy=snakemake.params.proxy,
+    )

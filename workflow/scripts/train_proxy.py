@@ -1,0 +1,13 @@
+from pathlib import Path
+
+from chameleon_mix.io import logged
+from chameleon_mix.train import train_uniform_proxy
+
+with logged(snakemake.log[0]):
+    train_uniform_proxy(
+        shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
+        tokenizer_dir=snakemake.input.tokenizer,
+        model=snakemake.params.model,
+        train_config=dict(snakemake.params.train),
+        out_dir=Path(snakemake.output.model).parent,
+    )
