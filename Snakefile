@@ -19,4 +19,4 @@ include: "workflow/rules/weights.smk"
 rule all:
     default_target: True
     input:
-        "results/demo/weights.json",
+        f"results/{DEFAULT_DATASET}/weights.json",

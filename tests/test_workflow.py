@@ -49,9 +49,20 @@ def small_config(domains, extra_datasets=None):
 
 def snakemake(workdir, *args):
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout + run.stderr
@@ -101,7 +112,7 @@ def test_weights_end_to_end(workdir):
 def test_resampling_a_domain_is_byte_identical(workdir):
     shard = workdir / "results/small/shards/licenses/train.parquet"
     before = shard.read_bytes()
-    snakemake(workdir, "--forcerun", "sample_shards", str(shard.relative_to(workdir)))
+    snakemake(workdir, str(shard.relative_to(workdir)), "--forcerun", "sample_shards")
     assert shard.read_bytes() == before
 
 
@@ -141,10 +152,22 @@ def test_a_failing_domain_leaves_no_partial_output(workdir, tmp_path):
     config["datasets"]["small"]["splits"]["train"] = 5000  # more than the collector gathered
     write_config(tmp_path, config)
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(tmp_path), "--cores", "1", "--forcerun", "sample_shards",
-         "results/small/shards/licenses/train.parquet"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--cores",
+            "1",
+            "results/small/shards/licenses/train.parquet",
+            "--forcerun",
+            "sample_shards",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode != 0
     assert "domain 'licenses' has" in run.stdout + run.stderr

@@ -41,7 +41,15 @@ USABLE = {
 
 
 def domains(dataset):
+    if dataset not in DATASETS:
+        raise WorkflowError(
+            f"no dataset {dataset!r} in the config; defined: {', '.join(DATASETS)}"
+        )
     return [d["name"] for d in USABLE[dataset]]
+
+
+# `snakemake` with no target weights the demo, or the first dataset of a config without one.
+DEFAULT_DATASET = "demo" if "demo" in DATASETS else next(iter(DATASETS))
 
 
 def domain_entry(wildcards):
@@ -88,3 +96,58 @@ def proxy_model_dir(wildcards):
 def checkpoint_steps(dataset):
     proxy = PROXIES[proxy_of(dataset)]
     return sorted(set(proxy["train"]["checkpoints"]) | {proxy["train"]["steps"]})
+
+
+def splits(wildcards):
+    return DATASETS[wildcards.dataset]["splits"]
+
+
+def shard_source(wildcards):
+    """The domain's own source; nothing about the other domains, so adding one reruns nothing."""
+    domain = domain_entry(wildcards)
+    if "collect" in domain:
+        return {"files": f"results/corpus/{domain['collect']}.jsonl", "format": "jsonl"}
+    if "value" in domain:
+        return {"partition": str(domain["value"])}
+    return domain["source"]
+
+
+def shard_inputs(wildcards):
+    domain = domain_entry(wildcards)
+    if "collect" in domain:
+        return {"documents": f"results/corpus/{domain['collect']}.jsonl"}
+    if "value" in domain:
+        return {"partition": f"results/{wildcards.dataset}/partition"}
+    return {}
+
+
+def embeddings(dataset, ckpt="final"):
+    return expand(
+        "results/{dataset}/embeddings/{ckpt}/{domain}.npy",
+        dataset=dataset,
+        ckpt=ckpt,
+        domain=domains(dataset),
+    )
+
+
+def weight_params(wildcards):
+    dataset = DATASETS[wildcards.dataset]
+    return {"stage": dataset["stage"], **dataset["weights"]}
+
+
+def stability_checkpoint(dataset, step):
+    """The final step's embeddings are the ones weights.json used: reuse them."""
+    return (
+        "final"
+        if step == PROXIES[proxy_of(dataset)]["train"]["steps"]
+        else f"step-{step}"
+    )
+
+
+def stability_inputs(wildcards):
+    return {
+        f"step_{step}": embeddings(
+            wildcards.dataset, stability_checkpoint(wildcards.dataset, step)
+        )
+        for step in checkpoint_steps(wildcards.dataset)
+    }

@@ -13,7 +13,7 @@ rule embed_domain:
         "results/benchmarks/{dataset}/embeddings/{ckpt}/{domain}.tsv"
     conda:
         "../../envs/chameleon.yaml"
-    threads: 2
+    threads: 1
     resources:
         gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
         mem_mb=16000,

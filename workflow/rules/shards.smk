@@ -1,26 +1,3 @@
-def splits(wildcards):
-    return DATASETS[wildcards.dataset]["splits"]
-
-
-def shard_source(wildcards):
-    """The domain's own source; nothing about the other domains, so adding one reruns nothing."""
-    domain = domain_entry(wildcards)
-    if "collect" in domain:
-        return {"files": f"results/corpus/{domain['collect']}.jsonl", "format": "jsonl"}
-    if "value" in domain:
-        return {"partition": str(domain["value"])}
-    return domain["source"]
-
-
-def shard_inputs(wildcards):
-    domain = domain_entry(wildcards)
-    if "collect" in domain:
-        return {"documents": f"results/corpus/{domain['collect']}.jsonl"}
-    if "value" in domain:
-        return {"partition": f"results/{wildcards.dataset}/partition"}
-    return {}
-
-
 rule partition_source:
     """One pass over a dataset's mixed source, keeping a sample of every domain value."""
     output:

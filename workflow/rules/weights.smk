@@ -1,17 +1,3 @@
-def embeddings(dataset, ckpt="final"):
-    return expand(
-        "results/{dataset}/embeddings/{ckpt}/{domain}.npy",
-        dataset=dataset,
-        ckpt=ckpt,
-        domain=domains(dataset),
-    )
-
-
-def weight_params(wildcards):
-    dataset = DATASETS[wildcards.dataset]
-    return {"stage": dataset["stage"], **dataset["weights"]}
-
-
 rule weights:
     """Chameleon domain weights from the domain embeddings (KRLS), with affinity and plots."""
     input:
@@ -32,24 +18,6 @@ rule weights:
         proxy=lambda wc: proxy_of(wc.dataset),
     script:
         "../scripts/compute_weights.py"
-
-
-def stability_checkpoint(dataset, step):
-    """The final step's embeddings are the ones weights.json used: reuse them."""
-    return (
-        "final"
-        if step == PROXIES[proxy_of(dataset)]["train"]["steps"]
-        else f"step-{step}"
-    )
-
-
-def stability_inputs(wildcards):
-    return {
-        f"step_{step}": embeddings(
-            wildcards.dataset, stability_checkpoint(wildcards.dataset, step)
-        )
-        for step in checkpoint_steps(wildcards.dataset)
-    }
 
 
 rule stability:

@@ -1,5 +1,4 @@
 from chameleon_mix.corpus import collect
-
 from chameleon_mix.io import logged
 
 with logged(snakemake.log[0]):

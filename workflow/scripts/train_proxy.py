@@ -1,9 +1,12 @@
 from pathlib import Path
 
+import torch
+
 from chameleon_mix.io import logged
 from chameleon_mix.train import train_uniform_proxy
 
 with logged(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)  # share the cores with parallel jobs
     train_uniform_proxy(
         shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
         tokenizer_dir=snakemake.input.tokenizer,
