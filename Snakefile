@@ -14,6 +14,9 @@ include: "workflow/rules/shards.smk"
 include: "workflow/rules/proxy.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/weights.smk"
+include: "workflow/rules/base.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

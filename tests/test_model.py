@@ -17,7 +17,7 @@ from chameleon_mix.embed import (
 )
 from chameleon_mix.model import build_model, load_model
 from chameleon_mix.tokenizer import load_tokenizer, train_tokenizer
-from chameleon_mix.train import TrainConfig, sample_batch, train, train_uniform_proxy
+from chameleon_mix.train import TrainConfig, sample_batch, train, train_from_scratch
 
 TINY = {"n_layer": 3, "n_head": 2, "n_embd": 32}
 CFG = {
@@ -70,7 +70,7 @@ def test_tokenizer_round_trips_text(tokenizer_dir):
 def test_resumed_run_reaches_the_same_state_as_an_uninterrupted_one(
     shards, tokenizer_dir, tmp_path
 ):
-    full = train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path / "full", device="cpu")
+    full = train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path / "full", device="cpu")
     # Kill after step 5: the last checkpoint is step 4; rerunning resumes from it.
     from chameleon_mix.train import tokenize_stream
 
@@ -79,13 +79,13 @@ def test_resumed_run_reaches_the_same_state_as_an_uninterrupted_one(
         n: tokenize_stream(pq.read_table(p)["text"].to_pylist(), tok) for n, p in shards.items()
     }
     uniform = {n: 0.5 for n in streams}
-    torch.manual_seed(0)  # as train_uniform_proxy does with the config's seed
+    torch.manual_seed(0)  # as train_from_scratch does with the config's seed
     first = build_model(TINY, len(tok), CFG["seq_len"], tok.eos_token_id)
     train(
         first, streams, uniform, TrainConfig(**CFG), tmp_path / "killed", tok, "cpu", stop_after=5
     )
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["step-4"]
-    resumed = train_uniform_proxy(
+    resumed = train_from_scratch(
         shards, tokenizer_dir, TINY, CFG, tmp_path / "killed", device="cpu"
     )
     assert resumed["resumed_from_step"] == 4
@@ -136,7 +136,7 @@ def test_mean_over_real_tokens_ignores_padding():
 
 
 def test_domain_embeddings_separate_domains(shards, tokenizer_dir, tmp_path):
-    train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+    train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
     tok = load_tokenizer(tmp_path / "model")
     means = {}
     for name, texts in domain_texts().items():
@@ -149,7 +149,7 @@ def test_domain_embeddings_separate_domains(shards, tokenizer_dir, tmp_path):
 
 
 def test_embedding_errors_name_the_culprit(shards, tokenizer_dir, tmp_path):
-    train_uniform_proxy(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+    train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
     with pytest.raises(ValueError, match=r"layer 4 is out of range: the model has blocks 1..3"):
         truncate_to_layer(load_model(tmp_path / "model"), 4)
     with pytest.raises(

@@ -22,6 +22,13 @@ def small_config(domains, extra_datasets=None):
         "splits": {"train": 30, "val": 4, "test": 4},
         "domains": [{"name": d, "collect": d} for d in domains],
         "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
+        "methods": ["uniform", "human", "chameleon"],
+        "human_weights": {d: 1 / len(domains) for d in domains},
+        "base": {
+            "model": {"n_layer": 1, "n_head": 2, "n_embd": 32},
+            "train": {"steps": 10, "batch_size": 8, "seq_len": 32, "warmup_steps": 2},
+        },
+        "evaluation": {"tasks": ["local"], "shots": [0], "local_examples": 4},
     }
     return {
         "corpus": {"max_documents": 60, "max_chars": 2000},
@@ -89,7 +96,12 @@ def write_config(workdir, config):
 def workdir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("run")
     write_config(workdir, small_config(DOMAINS))
-    snakemake(workdir, "results/small/weights.json", "results/small/stability.csv")
+    snakemake(
+        workdir,
+        "results/small/weights.json",
+        "results/small/stability.csv",
+        "results/small/report/comparison.md",
+    )
     return workdir
 
 
@@ -107,6 +119,22 @@ def test_weights_end_to_end(workdir):
         assert (workdir / f"results/small/plots/{plot}.png").stat().st_size > 1000
     stability = (workdir / "results/small/stability.csv").read_text().splitlines()
     assert stability[0] == "step," + ",".join(DOMAINS) and len(stability) == 3  # steps 6 and 12
+
+
+def test_comparison_report(workdir):
+    report = (workdir / "results/small/report/comparison.md").read_text()
+    for name in ["uniform", "human", "chameleon", *DOMAINS, "cmix_small_continuation"]:
+        assert name in report
+    assert "Domains better than uniform" in report and "Average PPL" in report
+    table = (workdir / "results/small/report/comparison.csv").read_text()
+    assert table.count("perplexity,") == 3 * len(DOMAINS)
+    chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
+    assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
+    log = json.loads((workdir / "results/small/base/chameleon/train_log.json").read_text())
+    examples = 10 * 8
+    for domain, weight in chameleon["weights"].items():
+        share = log["tokens_per_domain"][domain] / log["tokens_total"]
+        assert abs(share - weight) < 4 * (weight * (1 - weight) / examples) ** 0.5 + 1e-9
 
 
 def test_resampling_a_domain_is_byte_identical(workdir):

@@ -98,6 +98,14 @@ def _check_references(config: dict) -> None:
                     f"{where}.domains[{i}] ({domain['name']}): unknown collector "
                     f"{domain['collect']!r}; known: {', '.join(sorted(COLLECTORS))}"
                 )
+        if dataset["methods"] and "uniform" not in dataset["methods"]:
+            raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
+        human = dataset.get("human_weights")
+        if "human" in dataset["methods"] and not human:
+            raise ConfigError(f"{where}.methods: `human` needs `human_weights:` for the dataset")
+        unknown = sorted(set(human or {}) - set(names))
+        if unknown:
+            raise ConfigError(f"{where}.human_weights: {unknown} are not domains of the dataset")
         n_layer = model_spec(proxies[dataset["proxy"]]["model"])["n_layer"]
         layer = dataset["embedding"]["layer"]
         if layer is not None and not 1 <= layer <= n_layer:

@@ -191,6 +191,7 @@ def train(
         "domains": names,
         "weights": dict(zip(names, probs.tolist())),
         "tokens_per_domain": dict(zip(names, tokens_seen.tolist())),
+        "tokens_total": int(tokens_seen.sum()),
         "final_loss": log[-1]["loss"] if log else None,
         "tokens_per_second": tokens_per_s if log else None,
         "device": str(device),
@@ -208,19 +209,21 @@ def train(
     return summary
 
 
-def train_uniform_proxy(
+def train_from_scratch(
     shards: dict[str, str | Path],
     tokenizer_dir: str | Path,
     model: str | dict,
     train_config: dict,
     out_dir: str | Path,
+    weights: dict[str, float] | None = None,
     device: str | None = None,
 ) -> dict:
-    """Train a proxy from scratch on ``shards`` (domain -> train parquet) with uniform weights.
+    """Train a new model on ``shards`` (domain -> train parquet) mixed by ``weights``.
 
-    The proxy sees only its own domains, never the list of domains later weighted with it.
+    ``weights=None`` is the proxy's case: uniform over its own domains, never depending on the
+    list of domains later weighted with it. Base models pass a mixture's weights.
     """
-    from .model import build_model
+    from .model import build_model, model_spec
     from .tokenizer import load_tokenizer, read_texts
 
     cfg = TrainConfig(**train_config)
@@ -232,5 +235,8 @@ def train_uniform_proxy(
         print(f"{name}: {len(stream):,} training tokens", flush=True)
     torch.manual_seed(cfg.seed)  # the initialisation is part of what the seed reproduces
     net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
-    uniform = {name: 1.0 / len(streams) for name in streams}
-    return train(net, streams, uniform, cfg, out_dir, tokenizer=tokenizer, device=device)
+    weights = weights or {name: 1.0 / len(streams) for name in streams}
+    summary = train(net, streams, weights, cfg, out_dir, tokenizer=tokenizer, device=device)
+    summary["model"] = model_spec(model)
+    write_json(Path(out_dir) / "train_log.json", summary)
+    return summary

@@ -23,6 +23,7 @@ wildcard_constraints:
     proxy=SAFE,
     collector="|".join(sorted(COLLECTORS)),
     ckpt=r"final|step-\d+",
+    method=r"[A-Za-z0-9_]+",
 
 
 def _usable(domain):
@@ -79,9 +80,11 @@ def proxy_train_shards(wildcards):
     ]
 
 
-def tokenizer_dir(wildcards):
-    path = PROXIES[wildcards.proxy]["tokenizer"].get("path")
-    return path or f"results/proxies/{wildcards.proxy}/tokenizer"
+def tokenizer_path(proxy):
+    """A configured tokenizer directory, or the one trained for the proxy."""
+    return (
+        PROXIES[proxy]["tokenizer"].get("path") or f"results/proxies/{proxy}/tokenizer"
+    )
 
 
 def proxy_gpus(proxy):
@@ -150,4 +153,42 @@ def stability_inputs(wildcards):
             wildcards.dataset, stability_checkpoint(wildcards.dataset, step)
         )
         for step in checkpoint_steps(wildcards.dataset)
+    }
+
+
+def shards(dataset, split):
+    return expand(
+        "results/{dataset}/shards/{domain}/{split}.parquet",
+        dataset=dataset,
+        domain=domains(dataset),
+        split=split,
+    )
+
+
+def base_settings(dataset):
+    """The base model and schedule: the dataset's `base:` entry, else its proxy's."""
+    proxy = PROXIES[proxy_of(dataset)]
+    base = DATASETS[dataset].get("base", {})
+    return {
+        "model": base.get("model", proxy["model"]),
+        "train": base.get("train", proxy["train"]),
+    }
+
+
+def methods(dataset):
+    return DATASETS[dataset]["methods"]
+
+
+def method_files(wildcards):
+    """Everything the report reads, per method: mixture, base training log, evaluations."""
+    root = f"results/{wildcards.dataset}"
+    return {
+        f"{kind}_{method}": path.format(root=root, method=method)
+        for method in methods(wildcards.dataset)
+        for kind, path in {
+            "mixture": "{root}/mixtures/{method}.json",
+            "train_log": "{root}/base/{method}/train_log.json",
+            "perplexity": "{root}/eval/{method}/perplexity.json",
+            "downstream": "{root}/eval/{method}/downstream.json",
+        }.items()
     }

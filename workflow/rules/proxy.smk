@@ -24,7 +24,7 @@ rule train_proxy:
     """The proxy LM, trained with uniform domain weights; resumes from its last checkpoint."""
     input:
         shards=proxy_train_shards,
-        tokenizer=tokenizer_dir,
+        tokenizer=lambda wc: tokenizer_path(wc.proxy),
     output:
         model=directory("results/proxies/{proxy}/model"),
         log_json="results/proxies/{proxy}/train_log.json",

@@ -3,11 +3,11 @@ from pathlib import Path
 import torch
 
 from chameleon_mix.io import logged
-from chameleon_mix.train import train_uniform_proxy
+from chameleon_mix.train import train_from_scratch
 
 with logged(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)  # share the cores with parallel jobs
-    train_uniform_proxy(
+    train_from_scratch(
         shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
         tokenizer_dir=snakemake.input.tokenizer,
         model=snakemake.params.model,

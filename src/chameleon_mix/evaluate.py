@@ -1,0 +1,293 @@
+"""Evaluate a trained model: per-domain test perplexity and downstream tasks through lm-eval.
+
+Perplexity rule: every test document is scored on its own as ``EOS + tokens``; the sequence is
+cut into consecutive windows of at most ``seq_len`` predicted tokens that overlap by one token,
+so each token is predicted exactly once, conditioned only on earlier tokens of its own window.
+Perplexity is ``exp(total NLL / total predicted tokens)`` over the domain.
+
+Downstream tasks work offline: :func:`build_local_tasks` writes lm-eval task configs over a
+dataset's held-out text (multiple-choice continuation, rolling log-likelihood), run through
+lm-eval's ``TaskManager(include_path=...)`` like any hub task.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io import atomic_path, write_json
+
+
+def document_windows(ids: list[int], eos: int, seq_len: int) -> list[list[int]]:
+    """Windows of ``seq_len + 1`` tokens (inputs + shifted targets) covering ``EOS + ids``."""
+    sequence = [eos, *ids]
+    return [sequence[s : s + seq_len + 1] for s in range(0, max(1, len(sequence) - 1), seq_len)]
+
+
+@torch.no_grad()
+def perplexity(
+    model,
+    tokenizer,
+    texts: list[str],
+    seq_len: int | None = None,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> dict:
+    """Token-level perplexity of ``model`` on ``texts``: {"tokens", "nll", "perplexity"}."""
+    if not texts:
+        raise ValueError("no test documents to score")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    seq_len = min(seq_len or model.config.n_positions, model.config.n_positions)
+    model.to(device).eval()
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    windows = [w for doc in ids for w in document_windows(doc, tokenizer.eos_token_id, seq_len)]
+    windows.sort(key=len)  # batches of similar length pad little
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    total_nll, total_tokens = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        batch = windows[start : start + batch_size]
+        width = max(len(w) for w in batch)
+        tokens = torch.full((len(batch), width), tokenizer.eos_token_id, dtype=torch.long)
+        targets = torch.full((len(batch), width - 1), -100, dtype=torch.long)
+        for row, window in enumerate(batch):
+            tokens[row, : len(window)] = torch.tensor(window)
+            targets[row, : len(window) - 1] = torch.tensor(window[1:])
+        tokens, targets = tokens.to(device), targets.to(device)
+        with autocast:
+            logits = model(tokens[:, :-1]).logits.float()
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=-100,
+            reduction="sum",
+        )
+        total_nll += nll.item()
+        total_tokens += int((targets != -100).sum())
+    return {
+        "tokens": total_tokens,
+        "nll": total_nll,
+        "perplexity": math.exp(total_nll / total_tokens),
+    }
+
+
+def domain_perplexities(
+    model_dir: str | Path,
+    test_shards: dict[str, str | Path],
+    out_json: str | Path,
+    batch_size: int = 16,
+) -> dict:
+    """Perplexity per domain test shard, written as JSON (domain -> tokens, nll, perplexity)."""
+    from .model import load_model
+    from .tokenizer import load_tokenizer, read_texts
+
+    tokenizer = load_tokenizer(model_dir)
+    model = load_model(model_dir)
+    results = {}
+    for domain, shard in test_shards.items():
+        texts = read_texts([shard])
+        if not texts:
+            raise ValueError(
+                f"domain {domain!r}: test shard {shard} is empty; resample with test > 0"
+            )
+        results[domain] = perplexity(model, tokenizer, texts, batch_size=batch_size)
+        print(f"{domain}: perplexity {results[domain]['perplexity']:.3f}", flush=True)
+    write_json(out_json, results)
+    return results
+
+
+def task_prefix(dataset: str) -> str:
+    """lm-eval task names are identifiers: ``demo-new`` -> ``cmix_demo_new``."""
+    return "cmix_" + re.sub(r"\W", "_", dataset)
+
+
+def build_local_tasks(
+    dataset: str,
+    test_shards: dict[str, str | Path],
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    seed: int,
+    examples_per_domain: int = 25,
+    context_tokens: int = 64,
+    continuation_tokens: int = 16,
+) -> list[str]:
+    """Write two lm-eval tasks over the held-out text of ``dataset`` into ``out_dir``.
+
+    ``<prefix>_continuation``: the context is ``context_tokens`` tokens of a test document up
+    to a random position; the choices are the true next ``continuation_tokens`` tokens and three
+    spans of the same length from other documents of the same domain (chance: 25%). Spans are
+    cut in tokens of the dataset's tokenizer so that they fit any model trained with it.
+    ``<prefix>_rolling``: rolling log-likelihood of whole test documents (word/byte perplexity).
+    Data files are written beside the configs and referenced by absolute path.
+    """
+    import yaml
+
+    from .tokenizer import load_tokenizer, read_texts
+
+    tokenizer = load_tokenizer(tokenizer_dir)
+    rng = np.random.default_rng(seed)
+    out_dir = Path(out_dir).resolve()
+    prefix = task_prefix(dataset)
+    span = context_tokens + continuation_tokens
+    choice_rows, rolling_rows = [], []
+    for domain, shard in test_shards.items():
+        texts = read_texts([shard])
+        ids = [d for d in tokenizer(texts, add_special_tokens=False)["input_ids"] if len(d) >= span]
+        if len(ids) < 4:
+            raise ValueError(
+                f"domain {domain!r}: only {len(ids)} test documents have {span} tokens, and the "
+                "continuation task needs 4; raise the test split"
+            )
+        for i in rng.permutation(len(ids))[:examples_per_domain]:
+            cut = int(rng.integers(context_tokens, len(ids[i]) - continuation_tokens + 1))
+            spans = [ids[i][cut : cut + continuation_tokens]]
+            for j in [j for j in rng.permutation(len(ids)) if j != i][:3]:
+                start = int(rng.integers(0, len(ids[j]) - continuation_tokens + 1))
+                spans.append(ids[j][start : start + continuation_tokens])
+            order = rng.permutation(4)
+            choice_rows.append(
+                {
+                    "domain": domain,
+                    "context": tokenizer.decode(ids[i][cut - context_tokens : cut]),
+                    "choices": [tokenizer.decode(spans[k]) for k in order],
+                    "label": int(np.argmin(order)),  # where the true continuation went
+                }
+            )
+        rolling_rows.extend({"domain": domain, "text": t} for t in texts)
+    with atomic_path(out_dir, directory=True) as tmp:
+        for name, rows in (("continuation", choice_rows), ("rolling", rolling_rows)):
+            (tmp / f"{name}.jsonl").write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            )
+        common = {
+            "dataset_path": "json",
+            "test_split": "test",
+            "metadata": {"version": 1.0},
+        }
+        continuation = {
+            **common,
+            "task": f"{prefix}_continuation",
+            "dataset_kwargs": {"data_files": {"test": str(out_dir / "continuation.jsonl")}},
+            "output_type": "multiple_choice",
+            "doc_to_text": "{{context}}",
+            "doc_to_choice": "{{choices}}",
+            "doc_to_target": "{{label}}",
+            "target_delimiter": "",
+            "metric_list": [
+                {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+                {"metric": "acc_mutual_info", "aggregation": "mean", "higher_is_better": True},
+            ],
+        }
+        rolling = {
+            **common,
+            "task": f"{prefix}_rolling",
+            "dataset_kwargs": {"data_files": {"test": str(out_dir / "rolling.jsonl")}},
+            "output_type": "loglikelihood_rolling",
+            "doc_to_text": "",
+            "doc_to_target": "{{text}}",
+            "metric_list": [
+                {"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")
+            ],
+        }
+        for config in (continuation, rolling):
+            (tmp / f"{config['task']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return [continuation["task"], rolling["task"]]
+
+
+def resolve_tasks(requested: list[str], local: list[str], task_manager) -> list[str]:
+    """``local`` expands to the dataset's local tasks; unknown names fail with suggestions."""
+    tasks = []
+    known = set(task_manager.all_tasks)
+    for name in requested:
+        if name == "local":
+            tasks.extend(local)
+        elif name in known:
+            tasks.append(name)
+        else:
+            close = difflib.get_close_matches(name, known, n=3)
+            raise ValueError(
+                f"lm-eval has no task {name!r}"
+                + (f"; did you mean {', '.join(close)}?" if close else "")
+                + " (`lm-eval ls tasks` lists them; `local` is this dataset's own tasks)"
+            )
+    return tasks
+
+
+def downstream(
+    model_dir: str | Path,
+    tasks: list[str],
+    shots: list[int],
+    local_task_dir: str | Path,
+    out_json: str | Path,
+    limit: int | None = None,
+    batch_size: int = 16,
+) -> dict:
+    """Run lm-eval on the saved model for every task and shot count; scores are averaged
+    over shots. ``local`` in ``tasks`` means the task configs in ``local_task_dir``.
+    Output: {task: {"metric", "score", "by_shots": {shots: {metric: value}}}}."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from .model import load_model
+    from .tokenizer import load_tokenizer
+
+    local_tasks = [p.stem for p in sorted(Path(local_task_dir).glob("*.yaml"))]
+    manager = TaskManager(include_path=str(Path(local_task_dir).resolve()))
+    names = resolve_tasks(tasks, local_tasks, manager)
+    model = load_model(model_dir)
+    lm = HFLM(
+        pretrained=model,
+        tokenizer=load_tokenizer(model_dir),
+        batch_size=batch_size,
+        max_length=model.config.n_positions,
+    )
+    results: dict = {}
+    for task in names:
+        by_shots = {}
+        # Rolling log-likelihood has no few-shot form: it scores whole documents.
+        for shot in [0] if task.endswith("_rolling") else shots:
+            try:
+                out = simple_evaluate(
+                    model=lm,
+                    tasks=[task],
+                    num_fewshot=shot,
+                    task_manager=manager,
+                    limit=limit,
+                    log_samples=False,
+                    bootstrap_iters=0,
+                )
+            except Exception as err:  # hub tasks fail in many ways when offline
+                hint = (
+                    ""
+                    if task in local_tasks
+                    else ". Hub tasks need their dataset from the Hugging Face hub (or its local "
+                    "cache); offline, use `local` tasks"
+                )
+                raise RuntimeError(
+                    f"lm-eval task {task!r} ({shot}-shot) failed: {type(err).__name__}: {err}{hint}"
+                ) from err
+            metrics = out["results"][task]
+            by_shots[str(shot)] = {
+                k.split(",")[0]: v
+                for k, v in metrics.items()
+                if isinstance(v, float) and "stderr" not in k
+            }
+        # Continuation choices are passages of unequal prior likelihood; mutual information
+        # (log P(choice | context) - log P(choice)) scores what the context adds.
+        reported = next(iter(by_shots.values()))
+        metric = next(m for m in ("acc_mutual_info", "acc", "bits_per_byte") if m in reported)
+        results[task] = {
+            "metric": metric,
+            "score": float(np.mean([m[metric] for m in by_shots.values()])),
+            "by_shots": by_shots,
+        }
+        print(f"{task}: {metric} {results[task]['score']:.4f}", flush=True)
+    write_json(out_json, results)
+    return results

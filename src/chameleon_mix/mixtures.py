@@ -1,0 +1,90 @@
+"""Mixture methods: domain weights in one JSON form, whatever produced them.
+
+A mixture file is ``{"method", "weights": {domain: weight}, "compute_flops", ...}``. The
+trainer and the report read only this form, so adding a method never touches them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .io import write_json
+
+SUM_TOLERANCE = 0.01  # published weights are rounded to 2-3 decimals
+
+
+def check_weights(weights: dict[str, float], domains: list[str], what: str) -> dict[str, float]:
+    """Weights for exactly ``domains``, non-negative, summing to 1 (within rounding);
+    returned renormalised to sum to 1 exactly, in ``domains`` order."""
+    missing = [d for d in domains if d not in weights]
+    unknown = [d for d in weights if d not in domains]
+    if missing or unknown:
+        raise ValueError(
+            f"{what}: weights must name every domain exactly; "
+            + (f"missing {missing}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"unknown {unknown}" if unknown else "")
+            + f" (domains: {', '.join(domains)})"
+        )
+    negative = {d: w for d, w in weights.items() if not w >= 0}
+    if negative:
+        raise ValueError(f"{what}: weights must be >= 0, got {negative}")
+    total = sum(weights.values())
+    if abs(total - 1.0) > SUM_TOLERANCE:
+        raise ValueError(f"{what}: weights sum to {total:.4f}, not 1; fix them so they do")
+    return {d: weights[d] / total for d in domains}
+
+
+def write_mixture(path: str | Path, method: str, weights: dict[str, float], **extra) -> dict:
+    mixture = {"method": method, "weights": weights, "compute_flops": 0.0, **extra}
+    write_json(path, mixture)
+    return mixture
+
+
+def read_mixture(path: str | Path, domains: list[str]) -> dict[str, float]:
+    """The weights of a mixture file, checked against the dataset's domains."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mixture {path} does not exist; run the rule that makes it")
+    mixture = json.loads(path.read_text())
+    return check_weights(mixture.get("weights", {}), domains, f"mixture {path}")
+
+
+def uniform_mixture(path: str | Path, domains: list[str]) -> dict:
+    return write_mixture(path, "uniform", {d: 1.0 / len(domains) for d in domains})
+
+
+def human_mixture(path: str | Path, domains: list[str], weights: dict[str, float]) -> dict:
+    checked = check_weights(weights, domains, "config human_weights")
+    return write_mixture(path, "human", checked)
+
+
+def chameleon_mixture(
+    path: str | Path,
+    domains: list[str],
+    weights_json: str | Path,
+    proxy_log: str | Path,
+    reused_proxy: bool,
+) -> dict:
+    """Chameleon's weights with what they cost: proxy training and embedding FLOPs."""
+    from .flops import embedding_flops, training_flops
+
+    report = json.loads(Path(weights_json).read_text())
+    checked = check_weights(report["weights"], domains, f"Chameleon weights {weights_json}")
+    log = json.loads(Path(proxy_log).read_text())
+    proxy = training_flops(log["model"], log["tokens_total"], log["config"]["seq_len"])
+    embed = sum(
+        embedding_flops(log["model"], info["layer"], info["tokens"], info["seq_len"])
+        for info in report["embeddings"].values()
+    )
+    return write_mixture(
+        path,
+        "chameleon",
+        checked,
+        compute_flops=embed + (0.0 if reused_proxy else proxy),
+        proxy_flops=proxy,
+        embedding_flops=embed,
+        proxy_reused=reused_proxy,
+        proxy=report.get("proxy"),
+    )

@@ -1,0 +1,74 @@
+rule mixture_uniform:
+    """Every domain weighted 1/k."""
+    output:
+        "results/{dataset}/mixtures/uniform.json",
+    log:
+        "results/logs/{dataset}/mixtures/uniform.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+    script:
+        "../scripts/mixture.py"
+
+
+rule mixture_human:
+    """Hand-given weights from the config (e.g. the Pile paper's)."""
+    output:
+        "results/{dataset}/mixtures/human.json",
+    log:
+        "results/logs/{dataset}/mixtures/human.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        weights=lambda wc: DATASETS[wc.dataset].get("human_weights", {}),
+    script:
+        "../scripts/mixture.py"
+
+
+rule mixture_chameleon:
+    """Chameleon's weights, with the FLOPs spent on proxy training and embedding."""
+    input:
+        weights="results/{dataset}/weights.json",
+        proxy_log=lambda wc: f"results/proxies/{proxy_of(wc.dataset)}/train_log.json",
+    output:
+        "results/{dataset}/mixtures/chameleon.json",
+    log:
+        "results/logs/{dataset}/mixtures/chameleon.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        reused_proxy=lambda wc: PROXIES[proxy_of(wc.dataset)]["dataset"] != wc.dataset,
+    script:
+        "../scripts/mixture.py"
+
+
+rule train_base:
+    """A base model trained on the dataset with one mixture; resumes from its last checkpoint."""
+    input:
+        shards=lambda wc: shards(wc.dataset, "train"),
+        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        mixture="results/{dataset}/mixtures/{method}.json",
+    output:
+        model=directory("results/{dataset}/base/{method}/model"),
+        log_json="results/{dataset}/base/{method}/train_log.json",
+    log:
+        "results/logs/{dataset}/base/{method}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/base/{method}.tsv"
+    retries: 2
+    conda:
+        "../../envs/chameleon.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        mem_mb=32000,
+        runtime=lambda wc, attempt: 1440 * attempt,
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        model=lambda wc: base_settings(wc.dataset)["model"],
+        train=lambda wc: base_settings(wc.dataset)["train"],
+    script:
+        "../scripts/train_base.py"

@@ -1,0 +1,66 @@
+rule local_tasks:
+    """lm-eval tasks built from the dataset's held-out text, for offline downstream scores."""
+    input:
+        shards=lambda wc: shards(wc.dataset, "test"),
+        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+    output:
+        directory("results/{dataset}/eval/tasks"),
+    log:
+        "results/logs/{dataset}/eval/tasks.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        seed=lambda wc: DATASETS[wc.dataset]["seed"],
+        examples=lambda wc: DATASETS[wc.dataset]["evaluation"]["local_examples"],
+    script:
+        "../scripts/local_tasks.py"
+
+
+rule perplexity:
+    """Token-level test perplexity of one base model on every domain."""
+    input:
+        model="results/{dataset}/base/{method}/model",
+        shards=lambda wc: shards(wc.dataset, "test"),
+    output:
+        "results/{dataset}/eval/{method}/perplexity.json",
+    log:
+        "results/logs/{dataset}/eval/{method}/perplexity.log",
+    benchmark:
+        "results/benchmarks/{dataset}/eval/{method}/perplexity.tsv"
+    conda:
+        "../../envs/chameleon.yaml"
+    threads: 1
+    resources:
+        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        mem_mb=16000,
+        runtime=120,
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        batch_size=lambda wc: DATASETS[wc.dataset]["evaluation"]["batch_size"],
+    script:
+        "../scripts/perplexity.py"
+
+
+rule downstream:
+    """Downstream accuracy of one base model with lm-eval (local and/or hub tasks)."""
+    input:
+        model="results/{dataset}/base/{method}/model",
+        tasks="results/{dataset}/eval/tasks",
+    output:
+        "results/{dataset}/eval/{method}/downstream.json",
+    log:
+        "results/logs/{dataset}/eval/{method}/downstream.log",
+    benchmark:
+        "results/benchmarks/{dataset}/eval/{method}/downstream.tsv"
+    conda:
+        "../../envs/chameleon.yaml"
+    threads: 1
+    resources:
+        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        mem_mb=16000,
+        runtime=480,
+    params:
+        evaluation=lambda wc: DATASETS[wc.dataset]["evaluation"],
+    script:
+        "../scripts/downstream.py"

@@ -1,0 +1,30 @@
+rule report:
+    """The methods side by side: perplexity, downstream accuracy, weights, compute."""
+    input:
+        unpack(method_files),
+    output:
+        markdown=report(
+            "results/{dataset}/report/comparison.md",
+            category="Comparison",
+            labels={"dataset": "{dataset}", "table": "comparison"},
+        ),
+        table="results/{dataset}/report/comparison.csv",
+        perplexity_plot=report(
+            "results/{dataset}/report/perplexity.png",
+            category="Comparison",
+            labels={"dataset": "{dataset}", "figure": "perplexity"},
+        ),
+        weights_plot=report(
+            "results/{dataset}/report/weights.png",
+            category="Comparison",
+            labels={"dataset": "{dataset}", "figure": "weights"},
+        ),
+    log:
+        "results/logs/{dataset}/report.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        methods=lambda wc: methods(wc.dataset),
+    script:
+        "../scripts/report.py"

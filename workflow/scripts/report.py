@@ -1,0 +1,19 @@
+from chameleon_mix.io import logged
+from chameleon_mix.report import comparison, write_report
+
+with logged(snakemake.log[0]):
+    kinds = ("mixture", "train_log", "perplexity", "downstream")
+    files = {
+        method: {kind: snakemake.input[f"{kind}_{method}"] for kind in kinds}
+        for method in snakemake.params.methods
+    }
+    domains = list(snakemake.params.domains)
+    write_report(
+        snakemake.wildcards.dataset,
+        comparison(files, domains),
+        domains,
+        snakemake.output.markdown,
+        snakemake.output.table,
+        snakemake.output.perplexity_plot,
+        snakemake.output.weights_plot,
+    )
