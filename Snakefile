@@ -19,6 +19,17 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Light rules run where snakemake runs, also under the SLURM profile (profiles/slurm).
+localrules:
+    all,
+    weights,
+    stability,
+    mixture_uniform,
+    mixture_human,
+    mixture_chameleon,
+    report,
+
+
 rule all:
     default_target: True
     input:

@@ -54,24 +54,13 @@ def small_config(domains, extra_datasets=None):
     }
 
 
-def snakemake(workdir, *args):
+def snakemake(workdir, *args, succeed=True):
+    """Run the project's Snakefile in ``workdir``; returns stdout + stderr."""
+    command = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "snakemake", *command, *args], capture_output=True, text=True
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (run.returncode == 0) == succeed, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout + run.stderr
 
 
@@ -138,6 +127,12 @@ def test_comparison_report(workdir):
         assert abs(share - weight) < 4 * (weight * (1 - weight) / examples) ** 0.5 + 1e-9
 
 
+def test_snakemake_report_holds_the_comparison(workdir):
+    snakemake(workdir, "results/small/report/comparison.md", "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    assert "Comparison" in html and "comparison.md" in html
+
+
 def test_resampling_a_domain_is_byte_identical(workdir):
     shard = workdir / "results/small/shards/licenses/train.parquet"
     before = shard.read_bytes()
@@ -180,24 +175,12 @@ def test_a_failing_domain_leaves_no_partial_output(workdir, tmp_path):
     config = small_config(DOMAINS)
     config["datasets"]["small"]["splits"]["train"] = 5000  # more than the collector gathered
     write_config(tmp_path, config)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--cores",
-            "1",
-            "results/small/shards/licenses/train.parquet",
-            "--forcerun",
-            "sample_shards",
-        ],
-        capture_output=True,
-        text=True,
+    out = snakemake(
+        tmp_path,
+        "results/small/shards/licenses/train.parquet",
+        "--forcerun",
+        "sample_shards",
+        succeed=False,
     )
-    assert run.returncode != 0
-    assert "domain 'licenses' has" in run.stdout + run.stderr
+    assert "domain 'licenses' has" in out
     assert not list((tmp_path / "results/small/shards/licenses").glob("*.parquet"))

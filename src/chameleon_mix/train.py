@@ -102,6 +102,7 @@ def train(
     tokenizer=None,
     device: str | None = None,
     stop_after: int | None = None,
+    metadata: dict | None = None,
 ) -> dict:
     """Train ``model`` on ``streams`` mixed by ``weights``; write ``out_dir/model`` and logs.
 
@@ -197,6 +198,7 @@ def train(
         "device": str(device),
         "resumed_from_step": start,
         "log": log,
+        **(metadata or {}),
     }
     with atomic_path(out_dir / "model", directory=True) as tmp:
         model.save_pretrained(tmp)
@@ -236,7 +238,13 @@ def train_from_scratch(
     torch.manual_seed(cfg.seed)  # the initialisation is part of what the seed reproduces
     net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
     weights = weights or {name: 1.0 / len(streams) for name in streams}
-    summary = train(net, streams, weights, cfg, out_dir, tokenizer=tokenizer, device=device)
-    summary["model"] = model_spec(model)
-    write_json(Path(out_dir) / "train_log.json", summary)
-    return summary
+    return train(
+        net,
+        streams,
+        weights,
+        cfg,
+        out_dir,
+        tokenizer=tokenizer,
+        device=device,
+        metadata={"model": model_spec(model)},
+    )

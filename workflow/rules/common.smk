@@ -1,7 +1,6 @@
 """Config validation and the small lookups the rules share. No computation lives here."""
 
 import sys
-from pathlib import Path
 
 from chameleon_mix.config import ConfigError, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
