@@ -106,3 +106,10 @@ def test_softmax_is_stable_for_large_inputs():
 def test_bad_input_is_refused(X, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         chameleon_weights(X, **kwargs)
+
+
+def test_the_stage_default_temperature_is_reported():
+    X = rng.normal(size=(4, 6))
+    assert chameleon_weights(X).tau == 5.0
+    assert chameleon_weights(X, stage="finetune").tau == 0.2
+    assert chameleon_weights(X, tau=0.7).tau == 0.7

@@ -54,11 +54,20 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 @contextlib.contextmanager
-def logged(log_path: str | os.PathLike) -> Iterator[None]:
+def logged(log_path: str | os.PathLike, threads: int | None = None) -> Iterator[None]:
     """Send a job's output to its log file; repeat an error's one-line message on the console,
-    where the user looks first, and keep the traceback in the log."""
+    where the user looks first, and keep the traceback in the log.
+
+    ``threads`` caps torch's CPU threads to the job's share, so parallel jobs do not
+    oversubscribe the cores.
+    """
     import sys
     import traceback
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
     console = sys.stderr
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)

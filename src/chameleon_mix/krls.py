@@ -65,6 +65,7 @@ class ChameleonResult:
     affinity: np.ndarray  # (k, k), after optional centring
     scores: np.ndarray  # (k,) S, normalised to sum 1 when asked
     weights: np.ndarray  # (k,) alpha
+    tau: float  # the temperature used (the stage's default when none was given)
 
 
 def check_embeddings(domain_embeddings: np.ndarray, names: list[str] | None = None) -> np.ndarray:
@@ -132,4 +133,4 @@ def chameleon_weights(
         alpha = softmax(1.0 / S, tau)
     else:
         alpha = softmax(S, tau)
-    return ChameleonResult(affinity=K, scores=S, weights=alpha)
+    return ChameleonResult(affinity=K, scores=S, weights=alpha, tau=tau)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_path, sha256_file, write_json
-from .krls import DEFAULT_TAU, chameleon_weights
+from .krls import chameleon_weights
 
 
 def load_embeddings(files: dict[str, str | Path]) -> np.ndarray:
@@ -49,7 +49,6 @@ def compute_weights(
     """
     names = list(embedding_files)
     X = load_embeddings(embedding_files)
-    tau = DEFAULT_TAU.get(stage, 1.0) if tau is None else tau
     result = chameleon_weights(X, stage, lam, tau, center, normalize, names=names)
     provenance = {}
     for name, path in embedding_files.items():
@@ -69,7 +68,7 @@ def compute_weights(
         "params": {
             "lam": lam,
             "lam_scaled": lam * len(names),
-            "tau": tau,
+            "tau": result.tau,
             "center": center,
             "normalize": normalize,
         },

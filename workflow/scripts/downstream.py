@@ -1,10 +1,7 @@
-import torch
-
 from chameleon_mix.evaluate import downstream
 from chameleon_mix.io import logged
 
-with logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
+with logged(snakemake.log[0], threads=snakemake.threads):
     evaluation = snakemake.params.evaluation
     downstream(
         snakemake.input.model,

@@ -1,10 +1,7 @@
-import torch
-
 from chameleon_mix.embed import embed_domain_to_files
 from chameleon_mix.io import logged
 
-with logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)  # share the cores with parallel jobs
+with logged(snakemake.log[0], threads=snakemake.threads):
     embed_domain_to_files(
         model_dir=snakemake.input.model,
         checkpoint=snakemake.wildcards.ckpt,

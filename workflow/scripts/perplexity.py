@@ -1,10 +1,7 @@
-import torch
-
 from chameleon_mix.evaluate import domain_perplexities
 from chameleon_mix.io import logged
 
-with logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
+with logged(snakemake.log[0], threads=snakemake.threads):
     domain_perplexities(
         snakemake.input.model,
         dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),

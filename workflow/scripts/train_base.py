@@ -1,13 +1,10 @@
 from pathlib import Path
 
-import torch
-
 from chameleon_mix.io import logged
 from chameleon_mix.mixtures import read_mixture
 from chameleon_mix.train import train_from_scratch
 
-with logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)  # share the cores with parallel jobs
+with logged(snakemake.log[0], threads=snakemake.threads):
     domains = list(snakemake.params.domains)
     train_from_scratch(
         shards=dict(zip(domains, snakemake.input.shards, strict=True)),

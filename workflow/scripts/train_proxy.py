@@ -1,12 +1,9 @@
 from pathlib import Path
 
-import torch
-
 from chameleon_mix.io import logged
 from chameleon_mix.train import train_from_scratch
 
-with logged(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)  # share the cores with parallel jobs
+with logged(snakemake.log[0], threads=snakemake.threads):
     train_from_scratch(
         shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
         tokenizer_dir=snakemake.input.tokenizer,
