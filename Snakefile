@@ -15,6 +15,8 @@ include: "workflow/rules/proxy.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/base.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
@@ -22,11 +24,16 @@ include: "workflow/rules/report.smk"
 # Light rules run where snakemake runs, also under the SLURM profile (profiles/slurm).
 localrules:
     all,
+    finetune_demo,
     weights,
     stability,
     mixture_uniform,
     mixture_human,
     mixture_chameleon,
+    mixture_chameleon_pt,
+    mixture_doremi,
+    mixture_doge,
+    mixture_regmix,
     report,
 
 
@@ -34,3 +41,14 @@ rule all:
     default_target: True
     input:
         f"results/{DEFAULT_DATASET}/weights.json",
+
+
+# The finetuning scenario end to end on the embedded demos: pretrain (demo) -> FT weights ->
+# finetune uniform / chameleon / chameleon_pt -> reports.
+rule finetune_demo:
+    input:
+        [
+            f"results/{dataset}/report/comparison.md"
+            for dataset in ("demo-languages", "demo-code")
+            if dataset in DATASETS
+        ],

@@ -120,6 +120,36 @@ def set_in(path, value):
             lambda c: c["datasets"]["pile"].pop("domain_field"),
             r"datasets\.pile: 'domain_field' is a dependency of 'source'",
         ),
+        (
+            set_in(["datasets", "demo", "baselines"], {"regmix": {"target": "cc"}}),
+            r"datasets\.demo\.baselines\.regmix\.target: 'cc' is not a domain of the dataset",
+        ),
+        (
+            set_in(["datasets", "demo", "baselines"], {"regmix": {"runs": 1}}),
+            r"datasets\.demo\.baselines\.regmix\.runs: 1 is too small",
+        ),
+        (
+            set_in(
+                ["datasets", "demo", "baselines"], {"regmix": {"top_k": 500, "candidates": 100}}
+            ),
+            r"datasets\.demo\.baselines\.regmix\.top_k: 500 exceeds candidates 100",
+        ),
+        (
+            set_in(["datasets", "slimpajama", "baselines", "regmix", "prior"], {"cc": 1.0}),
+            r"datasets\.slimpajama\.baselines\.regmix\.prior: .*missing \['arxiv', ",
+        ),
+        (
+            set_in(["datasets", "demo", "baselines"], {"doge": {"mu": 0}}),
+            r"datasets\.demo\.baselines\.doge\.mu: 0 is too small",
+        ),
+        (
+            set_in(["datasets", "wiki40b", "methods"], ["uniform", "doremi"]),
+            r"datasets\.wiki40b\.methods: doremi train proxies from scratch",
+        ),
+        (
+            set_in(["datasets", "demo", "baselines"], {"dorami": {}}),
+            r"datasets\.demo\.baselines: unknown key 'dorami'; allowed keys: doge, doremi, regmix",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_a_clear_message(edit, message):

@@ -19,7 +19,10 @@ import pytest
 from chameleon_mix import corpus
 from chameleon_mix.corpus import (
     COLLECTORS,
+    MAX_REJECTED_FRACTION,
     Collector,
+    LanguageCheck,
+    LanguageCheckError,
     collect,
     missing_reason,
     mo_translations,
@@ -29,6 +32,9 @@ from chameleon_mix.corpus import (
 EXPECTED_NAMES = {
     "python_code", "c_headers", "docstrings", "package_readmes", "python_docs", "licenses", "man_pages",
     "changelogs", "perl_modules", "translations", "javascript", "shell_scripts", "markdown_docs",
+    # finetuning demos: natural languages and programming languages
+    "lang_fr", "lang_de", "lang_it", "lang_es", "lang_pt", "lang_nl", "lang_pl",
+    "code_python", "code_c", "code_cpp", "code_perl", "code_javascript", "code_shell", "code_cmake",
 }  # fmt: skip
 MAX_DOCUMENTS = 20
 MAX_CHARS = 4000  # small enough that long files get split
@@ -86,6 +92,15 @@ def test_collect_writes_documents_and_manifest(collected):
         assert hashlib.sha256(Path(source["path"]).read_bytes()).hexdigest() == source["sha256"]
         assert isinstance(source["package"], str) and source["package"]
         assert isinstance(source["version"], str) and source["version"]
+    language = COLLECTORS[name].language
+    if language is None:
+        assert "language_check" not in manifest
+    else:
+        check = manifest["language_check"]
+        assert check["language"] == language
+        assert 0 <= check["rejected"] <= check["judged"]
+        assert check["rejected_fraction"] <= check["max_rejected_fraction"]
+        assert all(d["lang"].split("_")[0] == language for d in documents)
 
 
 def test_runs_are_repeatable_and_prefix_consistent(collected, tmp_path):
@@ -307,3 +322,128 @@ def test_missing_output_directory_leaves_no_output(tmp_path):
     with pytest.raises(FileNotFoundError):
         run(local, tmp_path / "not-there")
     assert not (tmp_path / "not-there").exists()
+
+
+# --------------------------------------------------------------------------
+# Finetuning demos: language-checked collectors and one collector per code language
+# --------------------------------------------------------------------------
+
+FRENCH = [
+    "Le programme lit le fichier de configuration et affiche les options disponibles pour chaque utilisateur.",
+    "Si vous ne savez pas quelle version installer, choisissez celle qui est recommandée par votre distribution.",
+]
+GERMAN = "Das Programm liest die Konfigurationsdatei und zeigt die verfügbaren Optionen für jeden Benutzer an."
+ENGLISH = [
+    "The program reads the configuration file and shows the options that are available to each user.",
+    "If you do not know which version to install, choose the one that is recommended by your distribution.",
+    "This option is dangerous and may leave your system in an inconsistent state if it is used.",
+    "The default behaviour is defined by the variable in the login definitions file of the system.",
+    "Display the manual page for the macro package from the section given on the command line.",
+]
+
+
+def test_registry_has_the_finetuning_demos():
+    languages = {"fr", "de", "it", "es", "pt", "nl", "pl"}
+    for language in languages:
+        assert COLLECTORS[f"lang_{language}"].language == language
+    assert {c.language for c in COLLECTORS.values()} == languages | {None}
+    code = {name for name in COLLECTORS if name.startswith("code_")}
+    assert len(code) >= 7
+    # Collectors that already held one language serve again under a code_ name.
+    for original, alias in [("python_code", "code_python"), ("perl_modules", "code_perl")]:
+        assert dataclasses.replace(COLLECTORS[alias], name=original) == COLLECTORS[original]
+
+
+def test_language_check_keeps_only_paragraphs_in_its_language():
+    check = LanguageCheck("fr")
+    text = f"{FRENCH[0]}\n\n{ENGLISH[0]}\n  \nOuvrir le fichier\n\n\n{FRENCH[1]}\n"
+    assert check.filter(text) == f"{FRENCH[0]}\n\n{FRENCH[1]}"
+    assert (check.judged, check.rejected, check.too_short) == (3, 1, 1)
+    assert check.summary() == {
+        "language": "fr", "judged": 3, "rejected": 1, "too_short": 1, "rejected_fraction": 0.3333,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="known"):
+        LanguageCheck("xx")
+
+
+def write_localized_sources(root: Path, language: str, paragraphs: list[str]) -> None:
+    """A catalogue whose messages are ``paragraphs`` (plus a short one) and a man page of them
+    in the reverse order (identical documents would be collected once)."""
+    catalogue = root / "locale" / language / "LC_MESSAGES" / "demo.mo"
+    catalogue.parent.mkdir(parents=True)
+    pairs = [(b"", b"Content-Type: text/plain; charset=UTF-8\n"), (b"Open", b"Ouvrir")]
+    pairs += [(f"msgid {n}".encode(), text.encode()) for n, text in enumerate(paragraphs)]
+    catalogue.write_bytes(build_mo(pairs))
+    page = root / "man" / language / "man1" / "demo.1.gz"
+    page.parent.mkdir(parents=True)
+    roff = ".TH DEMO 1\n" + "".join(f".PP\n{text}\n" for text in reversed(paragraphs))
+    page.write_bytes(gzip.compress(roff.encode()))
+
+
+def localized(name: str, root: Path) -> Collector:
+    """Collector ``name`` reading the files of write_localized_sources below ``root``."""
+    return dataclasses.replace(
+        COLLECTORS[name],
+        globs=lambda: [f"{root}/locale/*/LC_MESSAGES/*.mo", f"{root}/man/*/man1/*.gz"],
+    )
+
+
+def test_language_collector_drops_paragraphs_in_other_languages(tmp_path):
+    write_localized_sources(tmp_path / "src", "fr", [FRENCH[0], ENGLISH[0], FRENCH[1]])
+    out, manifest = run(localized("lang_fr", tmp_path / "src"), tmp_path, min_chars=10)
+    documents = read_jsonl(out)
+    assert sorted((Path(d["source"]).name, d["text"]) for d in documents) == [
+        ("demo.1.gz", f"{FRENCH[1]}\n\n{FRENCH[0]}"),
+        ("demo.mo", f"{FRENCH[0]}\n\n{FRENCH[1]}"),
+    ]
+    assert {d["lang"] for d in documents} == {"fr"}
+    check = json.loads(manifest.read_text())["language_check"]
+    assert check == {
+        "language": "fr", "judged": 6, "rejected": 2, "too_short": 1,
+        "rejected_fraction": 0.3333, "max_rejected_fraction": MAX_REJECTED_FRACTION,
+    }  # fmt: skip
+
+
+def test_language_collector_refuses_a_source_in_another_language(tmp_path, capsys):
+    write_localized_sources(tmp_path / "src", "de", [GERMAN, *ENGLISH])
+    german = localized("lang_de", tmp_path / "src")
+    with pytest.raises(LanguageCheckError, match=r"'lang_de' refused: 10 of 12 .*83\.3%.*'de'"):
+        run(german, tmp_path, min_chars=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no output left behind
+    assert "language check (de): 10 of 12 judged paragraphs rejected" in capsys.readouterr().out
+
+    out, manifest = run(german, tmp_path, min_chars=10, max_rejected_fraction=0.9)
+    assert {d["text"] for d in read_jsonl(out)} == {GERMAN}
+    check = json.loads(manifest.read_text())["language_check"]
+    assert (check["rejected_fraction"], check["max_rejected_fraction"]) == (0.8333, 0.9)
+    with pytest.raises(ValueError, match="max_rejected_fraction"):
+        run(german, tmp_path, max_rejected_fraction=1.5)
+
+
+def test_code_c_leaves_out_cplusplus_headers(tmp_path):
+    body = (
+        "/* A plain C header. */\nstruct point { int x, y; };\nint area(const struct point *p);\n"
+    )
+    cplusplus = "namespace geometry {\nclass Point {\n public:\n  int x, y;\n};\n}\n"
+    files = {"c.h": body * 3, "cpp.h": body + cplusplus, "c++/vector.h": body * 4}
+    for name, text in files.items():
+        (tmp_path / "include" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "include" / name).write_text(text)
+    local = dataclasses.replace(COLLECTORS["code_c"], globs=lambda: [f"{tmp_path}/include/**/*.h"])
+    out, _ = run(local, tmp_path, min_chars=10)
+    assert [Path(d["source"]).name for d in read_jsonl(out)] == ["c.h"]
+
+
+def test_code_cmake_takes_modules_and_cmakelists(tmp_path):
+    for name in ("CMakeLists.txt", "FindDemo.cmake", "notes.txt", "demo.cmake.in"):
+        (tmp_path / "share" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "share" / name).write_text(f"# {name}\nset(DEMO_FOUND TRUE)\n" * 5)
+    local = dataclasses.replace(COLLECTORS["code_cmake"], globs=lambda: [f"{tmp_path}/share/**/*"])
+    out, _ = run(local, tmp_path, min_chars=10)
+    names = sorted(Path(d["source"]).name for d in read_jsonl(out))
+    assert names == ["CMakeLists.txt", "FindDemo.cmake"]
+
+
+def test_roff_accented_letters_of_translated_pages():
+    text = roff_to_text(r"\('ecole, \(:uber, zosta\(/la, \(,ca, \(*p, \[u0105], \(oq")
+    assert text == "école, über, została, ça, π, ą, ‘"

@@ -3,10 +3,10 @@
 import json
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import domain_texts
 
 from chameleon_mix.embed import (
     checkpoint_dir,
@@ -16,7 +16,7 @@ from chameleon_mix.embed import (
     truncate_to_layer,
 )
 from chameleon_mix.model import build_model, load_model
-from chameleon_mix.tokenizer import load_tokenizer, train_tokenizer
+from chameleon_mix.tokenizer import load_tokenizer
 from chameleon_mix.train import TrainConfig, sample_batch, train, train_from_scratch
 
 TINY = {"n_layer": 3, "n_head": 2, "n_embd": 32}
@@ -31,29 +31,6 @@ CFG = {
     "checkpoints": [4],
     "checkpoint_every": 2,
 }
-
-
-def domain_texts():
-    code = [f"def f{i}(x):\n    return x * {i} + {i % 3}\n" for i in range(60)]
-    prose = [f"The river number {i} flows slowly past the old mill in spring." for i in range(60)]
-    return {"code": code, "prose": prose}
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shards")
-    paths = {}
-    for name, texts in domain_texts().items():
-        paths[name] = root / f"{name}.parquet"
-        pq.write_table(pa.table({"text": texts}), paths[name])
-    return paths
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tok") / "tokenizer"
-    train_tokenizer([t for ts in domain_texts().values() for t in ts], 400, path)
-    return path
 
 
 def params_of(model):
@@ -116,11 +93,35 @@ def test_truncated_trunk_equals_full_forward_hidden_state():
     with torch.no_grad():
         hidden = model.transformer(ids, output_hidden_states=True).hidden_states
         for layer in (1, 2):
-            trunk = truncate_to_layer(build_model(TINY, 100, 32, 0).eval(), layer)
-            trunk.load_state_dict(model.transformer.state_dict(), strict=False)
-            out = trunk(input_ids=ids).last_hidden_state
-            torch.testing.assert_close(out, hidden[layer])
-            assert len(trunk.h) == layer
+            copy = build_model(TINY, 100, 32, 0).eval()
+            copy.load_state_dict(model.state_dict())
+            trunk = truncate_to_layer(copy, layer)
+            torch.testing.assert_close(trunk(input_ids=ids), hidden[layer])
+            assert len(trunk.blocks) == layer
+
+
+def test_trunk_works_for_other_decoders():
+    """A Llama-style model (blocks in model.layers, RMSNorm after them) embeds the same way."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 100, (2, 10))
+    with torch.no_grad():
+        hidden = model.model(ids, output_hidden_states=True).hidden_states
+        expected = hidden[2]
+        trunk = truncate_to_layer(model, 2)
+        torch.testing.assert_close(trunk(input_ids=ids), expected)
+    assert len(model.model.layers) == 2  # block 3 never runs
 
 
 def test_mean_over_real_tokens_ignores_padding():
@@ -170,6 +171,6 @@ def test_embedding_errors_name_the_culprit(shards, tokenizer_dir, tmp_path):
             out / "code.npy",
             out / "code.samples.npy",
             out / "code.json",
-            proxy="p",
+            model_name="p",
         )
     assert not out.exists() or not any(out.iterdir())

@@ -34,7 +34,18 @@ OVERRIDES = {
     "slurm-init-seconds-before-status-checks": 5,  # poll quickly: the jobs take seconds
     "slurm-keep-successful-logs": True,  # keep every job's SLURM log to check
 }
-GPU_RULES = ("train_proxy", "embed_domain", "train_base", "perplexity", "downstream")
+GPU_RULES = (
+    "train_proxy",
+    "embed_domain",
+    "train_base",
+    "finetune",
+    "perplexity",
+    "downstream",
+    "doremi_reference",
+    "train_doremi",
+    "train_doge",
+    "regmix_run",
+)
 CPU_RULES = (
     "collect_corpus",
     "partition_source",
@@ -90,7 +101,9 @@ def test_profile_gives_every_planned_gpu_job_a_gpu(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
         + ["--directory", str(tmp_path), "--profile", str(PROFILE.parent), "-n"]
-        + ["results/small/report/comparison.md"],
+        + ["results/small/report/comparison.md"]
+        # DoReMi's reference, which this config does not need (its proxy serves), is a GPU rule.
+        + ["results/small/doremi/reference/train_log.json"],
         capture_output=True,
         text=True,
     )

@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+
+from chameleon_mix.krls import softmax
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ["python_code", "licenses", "man_pages"]
@@ -22,8 +25,10 @@ def small_config(domains, extra_datasets=None):
         "splits": {"train": 30, "val": 4, "test": 4},
         "domains": [{"name": d, "collect": d} for d in domains],
         "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
-        "methods": ["uniform", "human", "chameleon"],
+        "methods": ["uniform", "human", "chameleon", "doremi", "doge", "regmix"],
         "human_weights": {d: 1 / len(domains) for d in domains},
+        # DoReMi and DoGE train the proxy's 12 steps; RegMix 2 runs of 4 steps.
+        "baselines": {"regmix": {"runs": 2, "steps": 4, "candidates": 1000, "top_k": 16}},
         "base": {
             "model": {"n_layer": 1, "n_head": 2, "n_embd": 32},
             "train": {"steps": 10, "batch_size": 8, "seq_len": 32, "warmup_steps": 2},
@@ -81,15 +86,34 @@ def write_config(workdir, config):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+def small_finetune_dataset(pretrained="results/small/base/uniform/model", methods=None):
+    """Finetuning a model on the same kinds of text: no proxy, the model itself embeds."""
+    return {
+        "stage": "finetune",
+        "pretrained": pretrained,
+        "seed": 4,
+        "min_chars": 200,
+        "splits": {"train": 30, "val": 4, "test": 4},
+        "domains": [{"name": d, "collect": d} for d in DOMAINS],
+        "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
+        "methods": methods or ["uniform", "chameleon"],
+        "finetune": {"train": {"steps": 6, "batch_size": 4, "seq_len": 32, "warmup_steps": 2}},
+        "evaluation": {"tasks": ["local"], "shots": [0], "local_examples": 4},
+    }
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
+    """One run for the pretraining comparison and, from its uniform base model, finetuning."""
     workdir = tmp_path_factory.mktemp("run")
-    write_config(workdir, small_config(DOMAINS))
+    write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
     snakemake(
         workdir,
         "results/small/weights.json",
         "results/small/stability.csv",
         "results/small/report/comparison.md",
+        "results/small-ft/report/comparison.md",
+        "results/small-ft/mixtures/chameleon_pt.json",
     )
     return workdir
 
@@ -112,12 +136,36 @@ def test_weights_end_to_end(workdir):
 
 def test_comparison_report(workdir):
     report = (workdir / "results/small/report/comparison.md").read_text()
-    for name in ["uniform", "human", "chameleon", *DOMAINS, "cmix_small_continuation"]:
+    methods = ["uniform", "human", "chameleon", "doremi", "doge", "regmix"]
+    for name in [*methods, *DOMAINS, "cmix_small_continuation"]:
         assert name in report
     assert "Domains better than uniform" in report and "Average PPL" in report
+    assert "DoReMi: reference training" in report and "RegMix: training" in report
     table = (workdir / "results/small/report/comparison.csv").read_text()
     rows = [line.split(",") for line in table.splitlines()]
-    assert sum(r[0] == "perplexity" for r in rows) == 3 * len(DOMAINS)
+    assert sum(r[0] == "perplexity" for r in rows) == len(methods) * len(DOMAINS)
+    compute = {r[2]: float(r[3]) for r in rows if r[:2] == ["summary", "compute_flops"]}
+    assert compute.keys() == set(methods) and compute["uniform"] == compute["human"] == 0
+    mixtures = {
+        m: json.loads((workdir / f"results/small/mixtures/{m}.json").read_text())
+        for m in ("doremi", "doge", "regmix")
+    }
+    for method, mixture in mixtures.items():
+        assert sum(mixture["weights"].values()) == pytest.approx(1.0)
+        assert compute[method] == pytest.approx(mixture["compute_flops"])
+    doremi, doge, regmix = mixtures.values()
+    # The uniform proxy was trained on exactly these domains: it is DoReMi's reference.
+    assert doremi["reference_reused"] and not (workdir / "results/small/doremi/reference").exists()
+    parts = ("reference_flops", "proxy_flops", "reference_forward_flops")
+    assert doremi["compute_flops"] == pytest.approx(sum(doremi[p] for p in parts))
+    assert min(doremi[p] for p in parts) > 0
+    assert doge["compute_flops"] > doge["proxy_flops"] > 0 and doge["steps"] == 12
+    runs = [
+        json.loads(f.read_text()) for f in (workdir / "results/small/regmix/runs").glob("*.json")
+    ]
+    assert regmix["runs"] == len(runs) == 2
+    assert regmix["compute_flops"] == pytest.approx(sum(r["compute_flops"] for r in runs))
+    assert (workdir / "results/small/report/stability.png").stat().st_size > 1000
     chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
     assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
     log = json.loads((workdir / "results/small/base/chameleon/train_log.json").read_text())
@@ -125,6 +173,31 @@ def test_comparison_report(workdir):
     for domain, weight in chameleon["weights"].items():
         share = log["tokens_per_domain"][domain] / log["tokens_total"]
         assert abs(share - weight) < 4 * (weight * (1 - weight) / examples) ** 0.5 + 1e-9
+
+
+def test_finetuning_the_base_model_end_to_end(workdir):
+    """Pretrain -> FT weights from the base model itself -> finetune per method -> report."""
+    results = workdir / "results/small-ft"
+    pretrained = "results/small/base/uniform/model"
+    report = json.loads((results / "weights.json").read_text())
+    assert report["stage"] == "finetune" and report["proxy"] is None
+    assert report["embedding_model"] == pretrained and report["params"]["tau"] == 0.2
+    scores = np.array([report["scores"][d] for d in DOMAINS])
+    weights = np.array([report["weights"][d] for d in DOMAINS])
+    np.testing.assert_allclose(weights, softmax(scores, 0.2))  # alpha_FT: distinct domains up
+    control = json.loads((results / "mixtures/chameleon_pt.json").read_text())
+    np.testing.assert_allclose([control["weights"][d] for d in DOMAINS], softmax(1 / scores, 5))
+    chameleon = json.loads((results / "mixtures/chameleon.json").read_text())
+    assert chameleon["proxy_flops"] == 0 and chameleon["compute_flops"] > 0  # embedding only
+    for method in ("uniform", "chameleon"):
+        log = json.loads((results / f"finetune/{method}/train_log.json").read_text())
+        assert log["pretrained"]["path"] == pretrained and log["config"]["steps"] == 6
+        mixture = json.loads((results / f"mixtures/{method}.json").read_text())
+        assert mixture["weights"] == pytest.approx(log["weights"])
+    assert not (workdir / "results/small-ft/base").exists()
+    table = (results / "report/comparison.csv").read_text()
+    rows = [line.split(",") for line in table.splitlines()]
+    assert sum(r[0] == "perplexity" for r in rows) == 2 * len(DOMAINS)
 
 
 def test_snakemake_report_holds_the_comparison(workdir):

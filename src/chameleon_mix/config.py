@@ -3,6 +3,7 @@ cannot express. Every error names the key path and says what to do."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jsonschema
@@ -82,11 +83,7 @@ def _check_references(config: dict) -> None:
             raise ConfigError(
                 f"{where}.domains: duplicate domain name(s) {dupes}; names must be unique"
             )
-        if dataset["proxy"] not in proxies:
-            raise ConfigError(
-                f"{where}.proxy: no proxy named {dataset['proxy']!r}; define it under proxies "
-                f"(defined: {', '.join(sorted(proxies))})"
-            )
+        _check_stage(where, dataset, datasets, proxies)
         for i, domain in enumerate(dataset["domains"]):
             if "value" in domain and "source" not in dataset:
                 raise ConfigError(
@@ -106,6 +103,9 @@ def _check_references(config: dict) -> None:
         unknown = sorted(set(human or {}) - set(names))
         if unknown:
             raise ConfigError(f"{where}.human_weights: {unknown} are not domains of the dataset")
+        _check_baselines(where, dataset, names)
+        if dataset["stage"] == "finetune":
+            continue  # the pretrained model's depth is checked when it embeds
         n_layer = model_spec(proxies[dataset["proxy"]]["model"])["n_layer"]
         layer = dataset["embedding"]["layer"]
         if layer is not None and not 1 <= layer <= n_layer:
@@ -115,6 +115,11 @@ def _check_references(config: dict) -> None:
             )
     for name, proxy in proxies.items():
         where = f"config: proxies.{name}"
+        if datasets.get(proxy["dataset"], {}).get("stage") == "finetune":
+            raise ConfigError(
+                f"{where}.dataset: {proxy['dataset']!r} is a finetune dataset; a proxy trains "
+                "on a pretraining dataset"
+            )
         if proxy["dataset"] not in datasets:
             raise ConfigError(f"{where}.dataset: no dataset named {proxy['dataset']!r}")
         known = {d["name"] for d in datasets[proxy["dataset"]]["domains"]}
@@ -141,3 +146,94 @@ def _check_references(config: dict) -> None:
         path = proxy["tokenizer"].get("path")
         if path and not Path(path).is_dir():
             raise ConfigError(f"{where}.tokenizer.path: {path} is not a directory")
+
+
+# A base model this workflow trains: results/<dataset>/base/<method>/model.
+BASE_MODEL = re.compile(r"^results/(?P<dataset>[^/]+)/base/(?P<method>[^/]+)/model/?$")
+
+
+def _check_stage(where: str, dataset: dict, datasets: dict, proxies: dict) -> None:
+    """A pretraining dataset names a proxy; a finetuning one names its pretrained model."""
+    if dataset["stage"] == "pretrain":
+        if "pretrained" in dataset:
+            raise ConfigError(
+                f"{where}.pretrained: only a `stage: finetune` dataset has a pretrained model; "
+                "set the stage or remove the key"
+            )
+        if "chameleon_pt" in dataset["methods"]:
+            raise ConfigError(
+                f"{where}.methods: chameleon_pt is the finetuning control; a pretraining "
+                "dataset's `chameleon` already uses the inverse scores"
+            )
+        if "proxy" not in dataset:
+            raise ConfigError(f"{where}: name the `proxy` that embeds its domains")
+        if dataset["proxy"] not in proxies:
+            raise ConfigError(
+                f"{where}.proxy: no proxy named {dataset['proxy']!r}; define it under proxies "
+                f"(defined: {', '.join(sorted(proxies))})"
+            )
+        return
+    if "proxy" in dataset:
+        raise ConfigError(
+            f"{where}.proxy: a finetune dataset trains no proxy; its pretrained model embeds "
+            "the domains. Remove `proxy` (and name the model in `pretrained`)"
+        )
+    if "base" in dataset:
+        raise ConfigError(
+            f"{where}.base: a finetune dataset trains no base model; put the schedule under "
+            "`finetune: {train: ...}`"
+        )
+    pretrained = dataset.get("pretrained")
+    if pretrained is None:
+        raise ConfigError(
+            f"{where}.pretrained: a finetune dataset needs the model that embeds and is "
+            "finetuned, e.g. results/demo/base/uniform/model or a local model directory"
+        )
+    made_here = BASE_MODEL.match(pretrained)
+    if made_here:
+        source = datasets.get(made_here["dataset"])
+        if source is None or source["stage"] != "pretrain":
+            raise ConfigError(
+                f"{where}.pretrained: {pretrained} would be a base model of "
+                f"{made_here['dataset']!r}, which is not a pretraining dataset of this config"
+            )
+    elif not pretrained.startswith("results/") and not Path(pretrained).is_dir():
+        raise ConfigError(
+            f"{where}.pretrained: {pretrained} is not a directory; give a Hugging Face "
+            "causal-LM directory (config.json, weights, tokenizer) or a base model of this "
+            "workflow (results/<dataset>/base/<method>/model)"
+        )
+
+
+def _check_baselines(where: str, dataset: dict, names: list[str]) -> None:
+    """The baseline mixers train proxies from scratch, so only on pretraining datasets."""
+    baselines = [m for m in ("doremi", "doge", "regmix") if m in dataset["methods"]]
+    if baselines and dataset["stage"] == "finetune":
+        raise ConfigError(
+            f"{where}.methods: {', '.join(baselines)} train proxies from scratch and weight "
+            "pretraining data; remove them from a finetune dataset's methods"
+        )
+    regmix = dataset["baselines"]["regmix"]
+    if regmix["target"] is not None and regmix["target"] not in names:
+        raise ConfigError(
+            f"{where}.baselines.regmix.target: {regmix['target']!r} is not a domain of the "
+            f"dataset; name one of {', '.join(names)}, or null for the mean over domains"
+        )
+    if regmix["top_k"] > regmix["candidates"]:
+        raise ConfigError(
+            f"{where}.baselines.regmix.top_k: {regmix['top_k']} exceeds candidates "
+            f"{regmix['candidates']}; average fewer mixtures or simulate more"
+        )
+    prior = regmix["prior"]
+    if prior is not None and sorted(prior) != sorted(names):
+        raise ConfigError(
+            f"{where}.baselines.regmix.prior: give a share for exactly the dataset's domains; "
+            f"missing {sorted(set(names) - set(prior))}, unknown {sorted(set(prior) - set(names))}"
+        )
+    if "model" in regmix:
+        spec = model_spec(regmix["model"])
+        if spec["n_embd"] % spec["n_head"]:
+            raise ConfigError(
+                f"{where}.baselines.regmix.model: n_embd {spec['n_embd']} is not divisible by "
+                "n_head"
+            )

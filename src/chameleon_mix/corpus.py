@@ -9,6 +9,11 @@ A collector is only data: glob patterns saying where its files live, an
 optional cheap filter, and a function turning one file's bytes into documents.
 Everything else (hash-ordered picking, splitting, de-duplication, atomic
 writing, the manifest) is shared by :func:`collect`.
+
+A collector may name a natural language (``lang_fr``, ...): :func:`collect`
+then keeps only the paragraphs that :mod:`chameleon_mix.langid` finds in that
+language, records how many it rejected in the manifest, and refuses the whole
+domain when too many are rejected (:data:`MAX_REJECTED_FRACTION`).
 """
 
 from __future__ import annotations
@@ -27,16 +32,22 @@ import re
 import struct
 import sysconfig
 import tempfile
+import unicodedata
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
+from . import langid
+
 __all__ = [
     "COLLECTORS",
+    "MAX_REJECTED_FRACTION",
     "Collector",
+    "LanguageCheck",
+    "LanguageCheckError",
     "collect",
     "missing_reason",
     "mo_translations",
@@ -55,6 +66,10 @@ SHELL_SCRIPT_MAX_BYTES = 200_000
 DPKG_INFO_DIR = "/var/lib/dpkg/info"
 DPKG_STATUS = "/var/lib/dpkg/status"
 UNKNOWN = "unknown"
+# A language collector refuses its domain when a larger share of the
+# paragraphs judged is not in its language: the source is then mostly
+# untranslated text or another language, not what the domain's name says.
+MAX_REJECTED_FRACTION = 0.5
 
 
 def _accept_all(path: Path) -> bool:
@@ -78,6 +93,68 @@ class Collector:
     accept: Callable[[Path], bool] = _accept_all
     # Directory names never descended into by "/**/" patterns.
     prune: frozenset[str] = frozenset({"__pycache__"})
+    # A language of langid.LANGUAGES ("fr"): keep only the paragraphs (blocks
+    # separated by blank lines) that langid finds in it; see LanguageCheck.
+    language: str | None = None
+
+
+class LanguageCheckError(ValueError):
+    """A language collector's source failed the language check (see :func:`collect`)."""
+
+
+@dataclass
+class LanguageCheck:
+    """Filters documents to the paragraphs in one language and counts them.
+
+    A paragraph of fewer than :data:`langid.MIN_WORDS` words is dropped
+    without being judged (``too_short``); every other one is ``judged`` and
+    kept only when :func:`langid.check` accepts it, else counted as
+    ``rejected``.
+    """
+
+    language: str
+    judged: int = 0
+    rejected: int = 0
+    too_short: int = 0
+
+    def __post_init__(self) -> None:
+        if self.language not in langid.STOP_WORDS:
+            known = ", ".join(langid.LANGUAGES)
+            raise ValueError(f"no language profile for {self.language!r}; known: {known}")
+
+    @property
+    def rejected_fraction(self) -> float:
+        """rejected / judged (0.0 before anything was judged)."""
+        return self.rejected / self.judged if self.judged else 0.0
+
+    def filter(self, text: str) -> str:
+        """The paragraphs of ``text`` accepted as :attr:`language`, joined by
+        blank lines (so that splitting still cuts between them)."""
+        kept = []
+        for paragraph in _PARAGRAPH_BREAK.split(text):
+            paragraph = paragraph.strip()
+            if not paragraph:
+                continue
+            verdict = langid.check(paragraph, self.language)
+            if verdict == "too_short":
+                self.too_short += 1
+                continue
+            self.judged += 1
+            if verdict == "rejected":
+                self.rejected += 1
+            else:
+                kept.append(paragraph)
+        return "\n\n".join(kept)
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as written to a manifest's ``language_check`` field."""
+        return {
+            "language": self.language,
+            "judged": self.judged,
+            "rejected": self.rejected,
+            "too_short": self.too_short,
+            "rejected_fraction": round(self.rejected_fraction, 4),
+        }
 
 
 # --------------------------------------------------------------------------
@@ -109,6 +186,7 @@ def collect(
     max_documents: int,
     max_chars: int = 20000,
     min_chars: int = 200,
+    max_rejected_fraction: float | None = None,
 ) -> int:
     """Write up to ``max_documents`` documents of collector ``name`` as JSON lines.
 
@@ -118,12 +196,27 @@ def collect(
     outputs are replaced atomically: on any error neither is left half-written.
     ``name`` may also be a :class:`Collector` (handy for tests).  Returns the
     number of documents written.
+
+    For a collector with a ``language``, only paragraphs in that language are
+    kept; the counts over every file read go to the manifest's
+    ``language_check`` field and are printed.  When the share of judged
+    paragraphs rejected exceeds ``max_rejected_fraction`` (default
+    :data:`MAX_REJECTED_FRACTION`), :class:`LanguageCheckError` is raised and
+    nothing is written.
     """
     collector = _resolve(name)
     if max_documents < 1 or min_chars < 1 or max_chars < min_chars:
         raise ValueError(
             f"collector {collector.name!r}: need max_documents >= 1 and 1 <= min_chars <= max_chars"
         )
+    if max_rejected_fraction is None:
+        max_rejected_fraction = MAX_REJECTED_FRACTION
+    if not 0.0 <= max_rejected_fraction <= 1.0:
+        raise ValueError(
+            f"collector {collector.name!r}: max_rejected_fraction must lie in [0, 1], "
+            f"not {max_rejected_fraction}"
+        )
+    check = LanguageCheck(collector.language) if collector.language else None
     reason = missing_reason(collector)
     if reason is not None:
         raise FileNotFoundError(reason)
@@ -140,7 +233,7 @@ def collect(
             if data is None:
                 continue
             written_before = written
-            for document in _file_documents(collector, path, data, max_chars, min_chars):
+            for document in _file_documents(collector, path, data, max_chars, min_chars, check):
                 encoded = document["text"].encode("utf-8")
                 digest = hashlib.blake2b(encoded, digest_size=16).digest()
                 if digest in seen:
@@ -153,6 +246,8 @@ def collect(
                     break
             if written > written_before:
                 used[str(path)] = hashlib.sha256(data).hexdigest()
+        if check is not None:
+            _enforce_language(collector, check, max_rejected_fraction)
         if written == 0:
             raise ValueError(
                 f"collector {collector.name!r} found no documents of {min_chars}+ characters "
@@ -167,6 +262,11 @@ def collect(
                 for path, sha in sorted(used.items())
             ],
         }
+        if check is not None:
+            manifest["language_check"] = {
+                **check.summary(),
+                "max_rejected_fraction": max_rejected_fraction,
+            }
         # The manifest goes first: a JSONL file that exists always has one.
         with _atomic_text_file(Path(manifest_path)) as handle:
             handle.write(json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
@@ -176,6 +276,25 @@ def collect(
 # --------------------------------------------------------------------------
 # Shared machinery
 # --------------------------------------------------------------------------
+
+
+def _enforce_language(collector: Collector, check: LanguageCheck, limit: float) -> None:
+    """Print the language check's counts; raise when too many paragraphs failed it."""
+    print(
+        f"{collector.name}: language check ({check.language}): {check.rejected} of "
+        f"{check.judged} judged paragraphs rejected ({check.rejected_fraction:.1%}), "
+        f"{check.too_short} too short to judge",
+        flush=True,
+    )
+    if check.rejected_fraction > limit:
+        raise LanguageCheckError(
+            f"collector {collector.name!r} refused: {check.rejected} of {check.judged} "
+            f"judged paragraphs ({check.rejected_fraction:.1%}) are not in language "
+            f"{check.language!r} according to chameleon_mix.langid, above the limit of "
+            f"{limit:.0%}; its source ({collector.description}) is mostly untranslated or "
+            f"in another language. Check those files (or the collector's globs), or pass "
+            f"a larger max_rejected_fraction to collect() if this is expected"
+        )
 
 
 def _resolve(name: str | Collector) -> Collector:
@@ -248,15 +367,23 @@ def _read(path: Path) -> bytes | None:
 
 
 def _file_documents(
-    collector: Collector, path: Path, data: bytes, max_chars: int, min_chars: int
+    collector: Collector,
+    path: Path,
+    data: bytes,
+    max_chars: int,
+    min_chars: int,
+    check: LanguageCheck | None = None,
 ) -> list[Document]:
     """The file's documents, split to ``max_chars``, with "source" (and "part"
-    when the file gives several pieces) added and pieces under ``min_chars`` dropped."""
+    when the file gives several pieces) added and pieces under ``min_chars`` dropped.
+    With a ``check``, only its language's paragraphs are kept, and counted."""
     pieces: list[Document] = []
     for document in collector.to_documents(path, data):
         extras = {key: value for key, value in document.items() if key != "text"}
         # Lone surrogates (possible in docstrings) cannot be written as UTF-8.
         text = document["text"].encode("utf-8", "replace").decode("utf-8")
+        if check is not None:
+            text = check.filter(text)
         pieces.extend(
             {**extras, "text": part} for part in _split(text, max_chars)[:MAX_PARTS_PER_TEXT]
         )
@@ -274,6 +401,7 @@ def _file_documents(
 
 
 _PARAGRAPH_END = re.compile(r"(?<=\n\n)")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
 def _split(text: str, max_chars: int) -> list[str]:
@@ -540,6 +668,23 @@ def _mo_catalogue(path: Path, data: bytes) -> list[Document]:
     return [{"text": "\n".join(strings), "lang": path.parent.parent.name}] if strings else []
 
 
+def _localized_text(path: Path, data: bytes) -> list[Document]:
+    """A translated catalogue (``<lang>/LC_MESSAGES/*.mo``) or man page
+    (``<lang>/man*/*.gz``) as one document tagged with its locale directory.
+
+    Each message of a catalogue becomes a paragraph of its own, so that a
+    language check judges (and may drop) messages one by one."""
+    if path.suffix == ".mo":
+        try:
+            strings = mo_translations(data)
+        except ValueError:
+            return []
+        documents = [{"text": "\n\n".join(string.strip() for string in strings)}]
+    else:
+        documents = _man_page(path, data)
+    return [{**document, "lang": path.parent.parent.name} for document in documents]
+
+
 def mo_translations(data: bytes) -> list[str]:
     """Translated strings of a GNU gettext ``.mo`` catalogue, in table order.
 
@@ -583,6 +728,26 @@ def mo_translations(data: bytes) -> list[str]:
 _SHEBANG = re.compile(
     rb"#![ \t]*(?:\S*/)?(?:env[ \t]+(?:-\S+[ \t]+)*)?(?:ba|da)?sh(?:[ \t]|\r?$)", re.MULTILINE
 )
+
+
+# Lines that only C++ has: templates, namespaces, classes, access specifiers.
+_CPLUSPLUS = re.compile(
+    rb"""^[ \t]*(?:
+        template[ \t]*<
+      | (?:inline[ \t]+)?namespace(?:[ \t]+[\w:]+)?[ \t]*\{
+      | using[ \t]+namespace\b
+      | class[ \t]+\w+[ \t]*(?:final[ \t]*)?[:{]
+      | (?:public|private|protected)[ \t]*:
+      | extern[ \t]+"C\+\+"
+    )""",
+    re.MULTILINE | re.VERBOSE,
+)
+
+
+def _c_header(path: Path, data: bytes) -> list[Document]:
+    """A header written in C.  C++ headers, which share the .h suffix, give
+    nothing; so do the few C headers with C++ sections (under __cplusplus)."""
+    return [] if _CPLUSPLUS.search(data) else _plain_text(path, data)
 
 
 def _is_shell_script(path: Path) -> bool:
@@ -653,9 +818,30 @@ _MDOC_ENCLOSE = {
 _CLOSING_PUNCTUATION = {".", ",", ";", ":", ")", "]", "?", "!"}
 
 
+# Letters of translated pages: \('e is é, \(:u is ü, \(/l is ł, \(*p is π.
+_ROFF_LETTERS = {
+    "/l": "ł", "/L": "Ł", "/o": "ø", "/O": "Ø", "ss": "ß", "ae": "æ", "AE": "Æ", "oe": "œ",
+    "OE": "Œ", "-D": "Đ", "Sd": "ð", "TP": "Þ", "Tp": "þ", ".i": "ı", "ts": "ς", "Bq": "„",
+    "bq": "‚", "at": "@", "ci": "○", "pd": "∂", "mc": "µ",
+}  # fmt: skip
+_ROFF_ACCENTS = {"'": "\u0301", "`": "\u0300", "^": "\u0302", ":": "\u0308", "~": "\u0303",
+                 ",": "\u0327", "o": "\u030a", "v": "\u030c"}  # fmt: skip
+_ROFF_GREEK = dict(zip("abgdezyhiklmncoprstufxqw", "αβγδεζηθικλμνξοπρστυφχψω"))
+
+
 def _roff_glyph(name: str) -> str:
     if name in _ROFF_GLYPHS:
         return _ROFF_GLYPHS[name]
+    if name in _ROFF_LETTERS:
+        return _ROFF_LETTERS[name]
+    if len(name) == 2 and name[1].isalpha():
+        mark, letter = name
+        if mark == "*" and letter.lower() in _ROFF_GREEK:
+            greek = _ROFF_GREEK[letter.lower()]
+            return greek.upper() if letter.isupper() else greek
+        composed = unicodedata.normalize("NFC", letter + _ROFF_ACCENTS.get(mark, "?"))
+        if len(composed) == 1:
+            return composed
     unicode = re.fullmatch(r"u([0-9A-Fa-f]{4,6})(?:_.*)?", name) or re.fullmatch(r"char(\d+)", name)
     if unicode:
         base = 16 if name.startswith("u") else 10
@@ -839,6 +1025,46 @@ def _rustup_docs() -> str:
     return f"{glob.escape(home)}/toolchains/*/share/doc/**/*.md"
 
 
+# Finetuning demo "demo-languages": language -> (English name, Debian package
+# of its man pages).  Each collector reads the language's own locale directory
+# and its regional variants (<lang>_<REGION>: pt_BR and pt_PT for Portuguese,
+# de_CH for German): the same written language, which the stop-word check does
+# not tell apart; the documents' "lang" field keeps the directory.  Variants
+# with a modifier (sr@latin, ca@valencia) are other scripts or dialects and
+# are left out.
+_NATURAL_LANGUAGES = {
+    "fr": ("French", "manpages-fr"),
+    "de": ("German", "manpages-de"),
+    "it": ("Italian", "manpages-it"),
+    "es": ("Spanish", "manpages-es"),
+    "pt": ("Portuguese", "manpages-pt-br"),
+    "nl": ("Dutch", "manpages-nl"),
+    "pl": ("Polish", "manpages-pl"),
+}
+
+
+def _language_collector(language: str) -> Collector:
+    english, manpages = _NATURAL_LANGUAGES[language]
+    locales = [language, f"{language}_[A-Z][A-Z]"]
+    return Collector(
+        name=f"lang_{language}",
+        description=f"{english} prose: translated gettext messages and man pages, "
+        f"paragraphs checked to be {english} by chameleon_mix.langid",
+        install_hint=f"apt-get install {manpages} (translated messages come with most "
+        f"packages when /usr/share/locale is kept in dpkg's path filters)",
+        globs=lambda: [
+            *(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo" for locale in locales),
+            *(f"/usr/share/man/{locale}/man*/*.gz" for locale in locales),
+        ],
+        to_documents=_localized_text,
+        language=language,
+    )
+
+
+def _is_cmake(path: Path) -> bool:
+    return path.suffix == ".cmake" or path.name == "CMakeLists.txt"
+
+
 COLLECTORS: dict[str, Collector] = {
     c.name: c
     for c in (
@@ -952,5 +1178,48 @@ COLLECTORS: dict[str, Collector] = {
             globs=lambda: ["/usr/lib/node_modules/**/*.md", _rustup_docs()],
             to_documents=_plain_text,
         ),
+        *(_language_collector(language) for language in _NATURAL_LANGUAGES),
+        Collector(
+            name="code_c",
+            description="C headers from /usr/include; C++ headers and headers with C++ sections excluded",
+            install_hint="apt-get install libc6-dev",
+            globs=lambda: ["/usr/include/**/*.h"],
+            prune=frozenset({"c++"}),
+            to_documents=_c_header,
+        ),
+        Collector(
+            name="code_cpp",
+            description="C++ standard library headers (/usr/include/c++, extensionless files included)",
+            install_hint="apt-get install libstdc++-12-dev (or any g++)",
+            globs=lambda: ["/usr/include/c++/**/*", "/usr/include/*/c++/**/*"],
+            to_documents=_plain_text,
+        ),
+        Collector(
+            name="code_cmake",
+            description="CMake modules (*.cmake) and CMakeLists.txt of CMake and installed libraries",
+            install_hint="apt-get install cmake",
+            globs=lambda: [
+                "/usr/share/cmake*/**/*",
+                "/usr/lib/cmake/**/*",
+                "/usr/lib/*/cmake/**/*",
+                "/usr/lib/*/lib/cmake/**/*",
+                "/usr/local/lib/cmake/**/*",
+            ],
+            accept=_is_cmake,
+            to_documents=_plain_text,
+        ),
     )
 }
+
+# Finetuning demo "demo-code": one collector per programming language, named
+# code_<language>.  Where an existing collector already holds exactly one
+# language, it serves again under that name.
+COLLECTORS.update(
+    (alias, replace(COLLECTORS[original], name=alias))
+    for original, alias in (
+        ("python_code", "code_python"),
+        ("perl_modules", "code_perl"),
+        ("javascript", "code_javascript"),
+        ("shell_scripts", "code_shell"),
+    )
+)

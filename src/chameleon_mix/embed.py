@@ -4,6 +4,9 @@ Each sample is a random window of at most ``seq_len`` tokens from a random docum
 domain's train shard. Its embedding is the hidden state after block ``layer`` (1-based,
 before the final layer norm), averaged over its real tokens (or over all padded positions,
 as the authors' code does, when ``include_padding``). Only blocks ``1..layer`` run.
+
+The model is the proxy (pretraining) or the pretrained model itself (finetuning), so any
+Hugging Face decoder works: GPT-2's ``transformer.h``, Llama's ``model.layers``, ...
 """
 
 from __future__ import annotations
@@ -41,19 +44,50 @@ def sample_windows(
     return windows
 
 
-def truncate_to_layer(model, layer: int):
-    """The model's transformer trunk keeping blocks ``1..layer`` and no final layer norm, so
-    its last hidden state is the output of block ``layer`` and later blocks never run."""
-    trunk = model.transformer if hasattr(model, "transformer") else model
-    n_layer = len(trunk.h)
-    if not 1 <= layer <= n_layer:
-        raise ValueError(
-            f"embedding layer {layer} is out of range: the model has blocks 1..{n_layer}"
-        )
-    trunk.h = trunk.h[:layer]
-    trunk.ln_f = torch.nn.Identity()
-    trunk.config.n_layer = layer
-    return trunk
+def decoder_blocks(model) -> tuple[torch.nn.Module, str]:
+    """``(parent, attribute)`` of the list of transformer blocks of a Hugging Face decoder."""
+    n_layer = model.config.num_hidden_layers
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == n_layer:
+            parent, _, attribute = name.rpartition(".")
+            return model.get_submodule(parent), attribute
+    raise ValueError(f"cannot find the {n_layer} transformer blocks of {type(model).__name__}")
+
+
+class Trunk(torch.nn.Module):
+    """Blocks ``1..layer`` of a decoder (modified in place: later blocks are dropped, so they
+    never run); its output, shape (batch, seq, hidden), is the hidden state block ``layer``
+    returns, before any final layer norm."""
+
+    def __init__(self, model, layer: int):
+        super().__init__()
+        self.base = model.base_model
+        parent, attribute = decoder_blocks(self.base)
+        n_layer = len(getattr(parent, attribute))
+        if not 1 <= layer <= n_layer:
+            raise ValueError(
+                f"embedding layer {layer} is out of range: the model has blocks 1..{n_layer}"
+            )
+        setattr(parent, attribute, getattr(parent, attribute)[:layer])
+        self.blocks = getattr(parent, attribute)
+        self.base.config.num_hidden_layers = layer
+        self.hidden_size = self.base.config.hidden_size
+        # A hook reads block `layer`'s output whatever the model does after its last block.
+        self.blocks[-1].register_forward_hook(self._keep_output)
+        self._output = None
+
+    def _keep_output(self, module, args, output):
+        self._output = output[0] if isinstance(output, tuple) else output
+
+    def forward(self, input_ids, attention_mask=None) -> torch.Tensor:
+        self.base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        output, self._output = self._output, None
+        return output
+
+
+def truncate_to_layer(model, layer: int) -> Trunk:
+    """The model's blocks ``1..layer`` as a :class:`Trunk`."""
+    return Trunk(model, layer)
 
 
 @torch.no_grad()
@@ -73,7 +107,7 @@ def embed_windows(
     trunk.to(device).eval()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     order = np.argsort([len(w) for w in windows], kind="stable")
-    out = np.empty((len(windows), trunk.config.n_embd), dtype=np.float32)
+    out = np.empty((len(windows), trunk.hidden_size), dtype=np.float32)
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         width = max(len(windows[i]) for i in index)
@@ -84,7 +118,7 @@ def embed_windows(
             mask[row, : len(windows[i])] = 1
         ids, mask = ids.to(device), mask.to(device)
         with autocast:
-            hidden = trunk(input_ids=ids, attention_mask=mask).last_hidden_state.float()
+            hidden = trunk(input_ids=ids, attention_mask=mask).float()
         weight = torch.ones_like(mask) if include_padding else mask
         weight = weight.unsqueeze(-1).float()
         out[index] = ((hidden * weight).sum(1) / weight.sum(1)).cpu().numpy()
@@ -113,9 +147,8 @@ def embed_domain(
 ) -> DomainEmbedding:
     """Embed one domain with a causal LM (modified in place: later blocks are dropped)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    n_layer = model.config.n_layer
-    layer = middle_layer(n_layer) if layer is None else layer
-    seq_len = min(seq_len, model.config.n_positions)
+    layer = middle_layer(model.config.num_hidden_layers) if layer is None else layer
+    seq_len = min(seq_len, model.config.max_position_embeddings)
     windows = sample_windows(texts, tokenizer, samples, seq_len, seed)
     trunk = truncate_to_layer(model, layer)
     sample_embeddings = embed_windows(
@@ -152,17 +185,20 @@ def embed_domain_to_files(
     out_embedding: str | Path,
     out_samples: str | Path,
     out_info: str | Path,
-    proxy: str,
+    model_name: str,
     device: str | None = None,
 ) -> DomainEmbedding:
-    """The embedding rule: a domain's train shard -> ``.npy`` mean, per-sample ``.npy``, JSON."""
+    """The embedding rule: a domain's train shard -> ``.npy`` mean, per-sample ``.npy``, JSON.
+
+    ``model_name`` (the proxy's name, or the pretrained model's path) goes into the JSON.
+    """
     from .io import atomic_path, sha256_file, write_json
-    from .model import load_model
-    from .tokenizer import load_tokenizer, read_texts
+    from .model import architecture, load_pretrained
+    from .tokenizer import read_texts
 
     path = checkpoint_dir(model_dir, checkpoint)
-    tokenizer = load_tokenizer(path)
-    model = load_model(path)
+    model, tokenizer = load_pretrained(path)
+    spec = architecture(model.config)
     result = embed_domain(
         model,
         tokenizer,
@@ -182,7 +218,8 @@ def embed_domain_to_files(
     write_json(
         out_info,
         {
-            "proxy": proxy,
+            "model": model_name,
+            "architecture": spec,
             "checkpoint": checkpoint,
             "model_dir": str(path),
             "layer": result.layer,

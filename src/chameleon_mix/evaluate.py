@@ -43,7 +43,9 @@ def perplexity(
     if not texts:
         raise ValueError("no test documents to score")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    seq_len = min(seq_len or model.config.n_positions, model.config.n_positions)
+    seq_len = min(
+        seq_len or model.config.max_position_embeddings, model.config.max_position_embeddings
+    )
     model.to(device).eval()
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     windows = [w for doc in ids for w in document_windows(doc, tokenizer.eos_token_id, seq_len)]
@@ -246,7 +248,7 @@ def downstream(
         pretrained=model,
         tokenizer=load_tokenizer(model_dir),
         batch_size=batch_size,
-        max_length=model.config.n_positions,
+        max_length=model.config.max_position_embeddings,
     )
     results: dict = {}
     for task in names:

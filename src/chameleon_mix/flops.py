@@ -24,3 +24,8 @@ def training_flops(spec: dict, tokens: int, seq_len: int) -> float:
 def embedding_flops(spec: dict, layer: int, tokens: int, seq_len: int) -> float:
     """Only blocks ``1..layer`` run when embedding."""
     return forward_flops_per_token(spec, seq_len, layer) * tokens
+
+
+def forward_flops(spec: dict, tokens: int, seq_len: int) -> float:
+    """Forward passes alone (a reference model's losses, an evaluation)."""
+    return forward_flops_per_token(spec, seq_len) * tokens

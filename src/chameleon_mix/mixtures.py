@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from .io import write_json
 
 SUM_TOLERANCE = 0.01  # published weights are rounded to 2-3 decimals
@@ -64,27 +66,44 @@ def chameleon_mixture(
     path: str | Path,
     domains: list[str],
     weights_json: str | Path,
-    proxy_log: str | Path,
-    reused_proxy: bool,
+    proxy_log: str | Path | None,
+    reused_proxy: bool = False,
+    method: str = "chameleon",
+    stage: str | None = None,
 ) -> dict:
-    """Chameleon's weights with what they cost: proxy training and embedding FLOPs."""
+    """Chameleon's weights with what they cost: proxy training and embedding FLOPs.
+
+    ``proxy_log`` is None when no proxy was trained (finetuning embeds with the pretrained
+    model). ``stage`` other than the weights' own gives the paper's control (Appendix B.8):
+    the other stage's formula on the same scores, e.g. ``softmax((1/S)/5)`` for finetuning.
+    """
     from .flops import embedding_flops, training_flops
+    from .krls import DEFAULT_TAU, softmax
 
     report = json.loads(Path(weights_json).read_text())
-    checked = check_weights(report["weights"], domains, f"Chameleon weights {weights_json}")
-    log = json.loads(Path(proxy_log).read_text())
-    proxy = training_flops(log["model"], log["tokens_total"], log["config"]["seq_len"])
+    weights = report["weights"]
+    if stage is not None and stage != report["stage"]:
+        scores = np.array([report["scores"][d] for d in report["domains"]])
+        z = 1.0 / scores if stage == "pretrain" else scores
+        weights = dict(zip(report["domains"], softmax(z, DEFAULT_TAU[stage]).tolist()))
+    checked = check_weights(weights, domains, f"Chameleon weights {weights_json}")
     embed = sum(
-        embedding_flops(log["model"], info["layer"], info["tokens"], info["seq_len"])
+        embedding_flops(info["architecture"], info["layer"], info["tokens"], info["seq_len"])
         for info in report["embeddings"].values()
     )
+    proxy = 0.0
+    if proxy_log is not None:
+        log = json.loads(Path(proxy_log).read_text())
+        proxy = training_flops(log["model"], log["tokens_total"], log["config"]["seq_len"])
     return write_mixture(
         path,
-        "chameleon",
+        method,
         checked,
         compute_flops=embed + (0.0 if reused_proxy else proxy),
         proxy_flops=proxy,
         embedding_flops=embed,
         proxy_reused=reused_proxy,
         proxy=report.get("proxy"),
+        embedding_model=report.get("embedding_model"),
+        stage=stage or report["stage"],
     )

@@ -49,6 +49,55 @@ def build_model(model: str | dict, vocab_size: int, seq_len: int, bos_eos_id: in
     return GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
 
 
+def architecture(config) -> dict:
+    """``{n_layer, n_head, n_embd, n_inner}`` of any Hugging Face decoder config (for FLOPs)."""
+    hidden = config.hidden_size
+    inner = getattr(config, "n_inner", None) or getattr(config, "intermediate_size", None)
+    return {
+        "n_layer": config.num_hidden_layers,
+        "n_head": config.num_attention_heads,
+        "n_embd": hidden,
+        "n_inner": inner or 4 * hidden,
+    }
+
+
+def load_pretrained(path: str | Path):
+    """A local Hugging Face causal LM and its tokenizer: ``(model, tokenizer)``.
+
+    The embedding model of a finetuning dataset: a base model of this workflow or any
+    ``save_pretrained`` directory. Each way it can be unusable gets its own error.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    from .tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"pretrained model {path} does not exist; train it first (e.g. "
+            "results/demo/base/uniform/model) or point `pretrained:` at a local model directory"
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"pretrained model {path} holds no model (no config.json)")
+    config = AutoConfig.from_pretrained(path)
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        raise ValueError(
+            f"pretrained model {path} is a {config.model_type!r} model, not a causal LM; "
+            "use a decoder-only language model (GPT-2, Llama, ...)"
+        )
+    try:
+        tokenizer = load_tokenizer(path)
+    except (FileNotFoundError, OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"pretrained model {path} has no usable tokenizer ({err}); save the tokenizer it "
+            "was trained with beside it: tokenizer.save_pretrained(path)"
+        ) from None
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"the tokenizer of {path} has no EOS token to separate documents")
+    return load_model(path), tokenizer
+
+
 def load_model(path: str | Path, device: str = "cpu"):
     """Load a causal LM saved with ``save_pretrained``; the error names what is missing."""
     from transformers import AutoModelForCausalLM

@@ -81,3 +81,32 @@ def plot_stability(steps: list[int], weights: list[dict[str, float]], path: str 
     ax.set_title("Chameleon weights across proxy checkpoints")
     ax.legend(fontsize=7, ncol=2)
     _save(fig, path)
+
+
+TRAJECTORY_TITLES = {"doremi": "DoReMi", "doge": "DoGE", "chameleon": "Chameleon"}
+
+
+def plot_weight_trajectories(
+    trajectories: dict[str, tuple[list[int], dict[str, list[float]]]], path: str | Path
+) -> None:
+    """Each method's domain weights against its proxy's training steps, side by side (the
+    paper's Figure 2): DoReMi and DoGE at every step, Chameleon at each kept checkpoint."""
+    plt = _figure()
+    if not trajectories:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no method here records weights over proxy training", ha="center")
+        _save(fig, path)
+        return
+    fig, axes = plt.subplots(
+        1, len(trajectories), figsize=(4.5 * len(trajectories), 4), sharey=True, squeeze=False
+    )
+    for ax, (method, (steps, weights)) in zip(axes[0], trajectories.items()):
+        marker = "o" if method == "chameleon" else None
+        for name, series in weights.items():
+            ax.plot(steps, series, marker=marker, label=name)
+        ax.set_title(TRAJECTORY_TITLES.get(method, method))
+        ax.set_xlabel("proxy training steps")
+    axes[0][0].set_ylabel("domain weight")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    _save(fig, path)

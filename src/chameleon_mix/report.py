@@ -2,7 +2,8 @@
 
 Inputs per method: its mixture, its base model's training log (realised tokens per domain),
 per-domain test perplexity and downstream scores. Outputs: one long CSV (every number), a
-Markdown report with the tables, and two plots.
+Markdown report with the tables, and two plots; :func:`weight_trajectories` gathers the
+weights over proxy training for the stability figure (the paper's Figure 2).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from .io import atomic_path
+
+COMPUTE_NOTES = {
+    "chameleon": "Chameleon: proxy training plus embedding (embedding only when the proxy is reused).",
+    "doremi": "DoReMi: reference training, proxy training and the reference's forward passes.",
+    "doge": "DoGE: proxy training by per-domain gradients, plus their inner products.",
+    "regmix": "RegMix: training and validating every small run.",
+}
 
 
 def _load(path):
@@ -111,7 +119,7 @@ def write_report(
             + _markdown_table(["Domain", *methods], weight_body),
             "## Compute spent to obtain the mixture\n\n"
             + _markdown_table(["Method", "FLOPs"], compute_body)
-            + "\n\nChameleon: proxy training plus embedding (embedding only when the proxy is reused).",
+            + "".join(f"\n\n{COMPUTE_NOTES[m]}" for m in methods if m in COMPUTE_NOTES),
         ]
     )
     with atomic_path(out_md) as tmp:
@@ -157,3 +165,27 @@ def _plots(rows: dict, domains: list[str], perplexity_plot, weights_plot) -> Non
             ax.set_yscale("log")
         ax.legend()
         _save(fig, path)
+
+
+def weight_trajectories(files: dict[str, str | Path]) -> dict[str, tuple[list[int], dict]]:
+    """Domain weights against proxy training steps, per method: ``files`` maps ``chameleon``
+    to ``stability.csv`` (weights per kept checkpoint) and ``doremi``/``doge`` to their proxy's
+    ``train_log.json`` (weights after every step). Returns method -> (steps, domain -> weights).
+    """
+    trajectories = {}
+    for method, path in files.items():
+        if method == "chameleon":
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            steps = [int(row.pop("step")) for row in rows]
+            names = list(rows[0]) if rows else []
+            trajectories[method] = (steps, {d: [float(r[d]) for r in rows] for d in names})
+            continue
+        run = _load(path)["reweighting"]
+        history = np.array(run["trajectory"])
+        steps = list(range(1, len(history) + 1))
+        trajectories[method] = (
+            steps,
+            {d: history[:, i].tolist() for i, d in enumerate(run["domains"])},
+        )
+    return trajectories

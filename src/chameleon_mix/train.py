@@ -8,6 +8,11 @@ same state as one that was never interrupted.
 
 Optimisation: AdamW (weight decay on matrices only), linear warmup then cosine decay to
 ``min_lr``, gradient clipping, bf16 autocast on CUDA and float32 on CPU.
+
+Reweighting (DoReMi, DoGE): ``train(..., reweighter=r)`` lets ``r`` form each step's gradient
+from the same batch, through :class:`Reweighter`; everything else (batches, schedule,
+clipping, checkpoints, resume) stays this one loop. ``r``'s state is saved in every checkpoint
+and restored on resume, so a resumed reweighted run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -39,6 +45,36 @@ class TrainConfig:
     seed: int = 0
     checkpoints: list[int] = field(default_factory=list)  # steps kept for good
     checkpoint_every: int = 500  # resume points; only the latest is kept
+
+
+class Reweighter(Protocol):
+    """Forms a step's gradient from its batch in place of the plain mean token loss.
+
+    ``backward`` gets the model, the batch ``tokens`` (n, seq_len + 1) int64, each row's domain
+    index ``domains`` (n,) int64 (into the domain order of ``train``), the step's learning rate,
+    the micro-batch size and the autocast context; it leaves the gradient in the parameters'
+    ``.grad`` and returns the batch's mean token loss for the log. The trainer then clips and
+    steps as usual. ``state_dict``/``load_state_dict`` carry its state through checkpoints;
+    ``summary(domains)`` goes into the training log under ``reweighting``.
+    """
+
+    def backward(self, model, tokens, domains, lr: float, micro_batch_size: int, autocast): ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+    def summary(self, domains: list[str]) -> dict: ...
+
+
+def token_losses(model, tokens: torch.Tensor, autocast) -> torch.Tensor:
+    """Next-token cross-entropy of every position: ``tokens`` (n, T + 1) -> losses (n, T)."""
+    with autocast:
+        logits = model(tokens[:, :-1]).logits
+    losses = torch.nn.functional.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), tokens[:, 1:].reshape(-1), reduction="none"
+    )
+    return losses.view(tokens.size(0), -1)
 
 
 def tokenize_stream(texts: list[str], tokenizer) -> np.ndarray:
@@ -82,15 +118,17 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, tokens: np.ndarray, tokenizer) -> None:
+def save_checkpoint(
+    path: Path, model, optimizer, step: int, tokens: np.ndarray, tokenizer, reweighter=None
+) -> None:
     with atomic_path(path, directory=True) as tmp:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        torch.save(
-            {"step": step, "optimizer": optimizer.state_dict(), "tokens": tokens.tolist()},
-            tmp / "trainer_state.pt",
-        )
+        state = {"step": step, "optimizer": optimizer.state_dict(), "tokens": tokens.tolist()}
+        if reweighter is not None:
+            state["reweighter"] = reweighter.state_dict()
+        torch.save(state, tmp / "trainer_state.pt")
 
 
 def train(
@@ -103,11 +141,13 @@ def train(
     device: str | None = None,
     stop_after: int | None = None,
     metadata: dict | None = None,
+    reweighter: Reweighter | None = None,
 ) -> dict:
     """Train ``model`` on ``streams`` mixed by ``weights``; write ``out_dir/model`` and logs.
 
     Checkpoints go to ``out_dir/checkpoints/step-N``; an existing one is resumed from.
     ``stop_after`` ends the run early after that step (as a killed job would), for tests.
+    ``reweighter`` (DoReMi, DoGE) forms each step's gradient instead of the mean token loss.
     Returns the training summary also written to ``out_dir/train_log.json``.
     """
     out_dir = Path(out_dir)
@@ -143,6 +183,13 @@ def train(
         model.load_state_dict(AutoModelForCausalLM.from_pretrained(resume).state_dict())
         optimizer.load_state_dict(state["optimizer"])
         start, tokens_seen = state["step"], np.array(state["tokens"], dtype=np.int64)
+        if reweighter is not None:
+            if "reweighter" not in state:
+                raise ValueError(
+                    f"checkpoint {resume} was written without reweighting; it belongs to another "
+                    f"run: delete {checkpoint_dir} to start this one afresh"
+                )
+            reweighter.load_state_dict(state["reweighter"])
         print(f"resuming from {resume} (step {start})", flush=True)
 
     from tqdm.auto import tqdm
@@ -158,15 +205,20 @@ def train(
         batch, domains = sample_batch(stream_list, probs, cfg.batch_size, cfg.seq_len, rng)
         np.add.at(tokens_seen, domains, cfg.seq_len)
         batch = torch.from_numpy(batch.astype(np.int64)).to(device, non_blocking=True)
-        loss_sum = 0.0
-        for chunk in batch.split(micro):
-            with autocast:
-                logits = model(chunk[:, :-1]).logits
-            loss = torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.size(-1)), chunk[:, 1:].reshape(-1)
+        if reweighter is not None:
+            loss_sum = reweighter.backward(
+                model, batch, torch.from_numpy(domains).to(device), lr, micro, autocast
             )
-            (loss / accumulation).backward()
-            loss_sum += loss.item() / accumulation
+        else:
+            loss_sum = 0.0
+            for chunk in batch.split(micro):
+                with autocast:
+                    logits = model(chunk[:, :-1]).logits
+                loss = torch.nn.functional.cross_entropy(
+                    logits.float().reshape(-1, logits.size(-1)), chunk[:, 1:].reshape(-1)
+                )
+                (loss / accumulation).backward()
+                loss_sum += loss.item() / accumulation
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -179,7 +231,13 @@ def train(
         if done in cfg.checkpoints or done % cfg.checkpoint_every == 0 or done == cfg.steps:
             previous = latest_checkpoint(checkpoint_dir)
             save_checkpoint(
-                checkpoint_dir / f"step-{done}", model, optimizer, done, tokens_seen, tokenizer
+                checkpoint_dir / f"step-{done}",
+                model,
+                optimizer,
+                done,
+                tokens_seen,
+                tokenizer,
+                reweighter,
             )
             # Resume points that are not requested checkpoints only cost disk once superseded.
             if previous is not None and int(previous.name.split("-")[1]) not in cfg.checkpoints:
@@ -198,6 +256,7 @@ def train(
         "device": str(device),
         "resumed_from_step": start,
         "log": log,
+        **({"reweighting": reweighter.summary(names)} if reweighter is not None else {}),
         **(metadata or {}),
     }
     with atomic_path(out_dir / "model", directory=True) as tmp:
@@ -211,6 +270,18 @@ def train(
     return summary
 
 
+def token_streams(shards: dict[str, str | Path], tokenizer) -> dict[str, np.ndarray]:
+    """Each domain's train shard (domain -> parquet) as one stream of token ids."""
+    from .tokenizer import read_texts
+
+    streams = {
+        name: tokenize_stream(read_texts([path]), tokenizer) for name, path in shards.items()
+    }
+    for name, stream in streams.items():
+        print(f"{name}: {len(stream):,} training tokens", flush=True)
+    return streams
+
+
 def train_from_scratch(
     shards: dict[str, str | Path],
     tokenizer_dir: str | Path,
@@ -219,22 +290,20 @@ def train_from_scratch(
     out_dir: str | Path,
     weights: dict[str, float] | None = None,
     device: str | None = None,
+    reweighter: Reweighter | None = None,
 ) -> dict:
     """Train a new model on ``shards`` (domain -> train parquet) mixed by ``weights``.
 
     ``weights=None`` is the proxy's case: uniform over its own domains, never depending on the
-    list of domains later weighted with it. Base models pass a mixture's weights.
+    list of domains later weighted with it. Base models pass a mixture's weights; DoReMi and
+    DoGE sample uniformly too and pass their ``reweighter``.
     """
     from .model import build_model, model_spec
-    from .tokenizer import load_tokenizer, read_texts
+    from .tokenizer import load_tokenizer
 
     cfg = TrainConfig(**train_config)
     tokenizer = load_tokenizer(tokenizer_dir)
-    streams = {
-        name: tokenize_stream(read_texts([path]), tokenizer) for name, path in shards.items()
-    }
-    for name, stream in streams.items():
-        print(f"{name}: {len(stream):,} training tokens", flush=True)
+    streams = token_streams(shards, tokenizer)
     torch.manual_seed(cfg.seed)  # the initialisation is part of what the seed reproduces
     net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
     weights = weights or {name: 1.0 / len(streams) for name in streams}
@@ -247,4 +316,48 @@ def train_from_scratch(
         tokenizer=tokenizer,
         device=device,
         metadata={"model": model_spec(model)},
+        reweighter=reweighter,
+    )
+
+
+def finetune(
+    shards: dict[str, str | Path],
+    pretrained_dir: str | Path,
+    train_config: dict,
+    out_dir: str | Path,
+    weights: dict[str, float],
+    device: str | None = None,
+    stop_after: int | None = None,
+) -> dict:
+    """Finetune the causal LM in ``pretrained_dir`` (with its own tokenizer) on ``shards``
+    mixed by ``weights``: the same loop, schedule, checkpoints and resume as pretraining."""
+    from .io import sha256_file
+    from .model import architecture, load_pretrained
+
+    cfg = TrainConfig(**train_config)
+    model, tokenizer = load_pretrained(pretrained_dir)
+    context = model.config.max_position_embeddings
+    if cfg.seq_len > context:
+        raise ValueError(
+            f"finetuning seq_len {cfg.seq_len} exceeds the context of {pretrained_dir} "
+            f"({context} tokens); lower the dataset's finetune.train.seq_len"
+        )
+    streams = token_streams(shards, tokenizer)
+    pretrained = Path(pretrained_dir)
+    return train(
+        model,
+        streams,
+        weights,
+        cfg,
+        out_dir,
+        tokenizer=tokenizer,
+        device=device,
+        stop_after=stop_after,
+        metadata={
+            "model": architecture(model.config),
+            "pretrained": {
+                "path": str(pretrained),
+                "config_sha256": sha256_file(pretrained / "config.json"),
+            },
+        },
     )

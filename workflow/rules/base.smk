@@ -30,8 +30,7 @@ rule mixture_human:
 rule mixture_chameleon:
     """Chameleon's weights, with the FLOPs spent on proxy training and embedding."""
     input:
-        weights="results/{dataset}/weights.json",
-        proxy_log=lambda wc: f"results/proxies/{proxy_of(wc.dataset)}/train_log.json",
+        unpack(chameleon_inputs),
     output:
         "results/{dataset}/mixtures/chameleon.json",
     log:
@@ -40,7 +39,24 @@ rule mixture_chameleon:
         "../../envs/chameleon.yaml"
     params:
         domains=lambda wc: domains(wc.dataset),
-        reused_proxy=lambda wc: PROXIES[proxy_of(wc.dataset)]["dataset"] != wc.dataset,
+        reused_proxy=lambda wc: reused_proxy(wc.dataset),
+    script:
+        "../scripts/mixture.py"
+
+
+rule mixture_chameleon_pt:
+    """Finetuning control (paper Appendix B.8): pretraining's inverse weights on the same S."""
+    input:
+        unpack(chameleon_inputs),
+    output:
+        "results/{dataset}/mixtures/chameleon_pt.json",
+    log:
+        "results/logs/{dataset}/mixtures/chameleon_pt.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        reused_proxy=lambda wc: reused_proxy(wc.dataset),
     script:
         "../scripts/mixture.py"
 
@@ -63,7 +79,7 @@ rule train_base:
         "../../envs/chameleon.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=lambda wc: model_gpus(wc.dataset),
         mem_mb=32000,
         runtime=lambda wc, attempt: 1440 * attempt,
     params:

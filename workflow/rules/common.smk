@@ -1,8 +1,10 @@
 """Config validation and the small lookups the rules share. No computation lives here."""
 
+import json
 import sys
+from pathlib import Path
 
-from chameleon_mix.config import ConfigError, validate_config
+from chameleon_mix.config import BASE_MODEL, ConfigError, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
 from chameleon_mix.model import model_spec
 
@@ -62,8 +64,52 @@ def domain_entry(wildcards):
     )
 
 
+def is_finetune(dataset):
+    return DATASETS[dataset]["stage"] == "finetune"
+
+
 def proxy_of(dataset):
+    if is_finetune(dataset):
+        raise WorkflowError(
+            f"dataset {dataset!r} is a finetune dataset: it has no proxy (its pretrained "
+            "model embeds its domains)"
+        )
     return DATASETS[dataset]["proxy"]
+
+
+def embedding_model(wildcards):
+    """The proxy of a pretraining dataset; the pretrained model itself when finetuning."""
+    if is_finetune(wildcards.dataset):
+        return DATASETS[wildcards.dataset]["pretrained"]
+    return f"results/proxies/{proxy_of(wildcards.dataset)}/model"
+
+
+def embedding_model_name(dataset):
+    """What weights.json and the embeddings record as their model."""
+    if is_finetune(dataset):
+        return DATASETS[dataset]["pretrained"]
+    return proxy_of(dataset)
+
+
+def dataset_tokenizer(dataset):
+    """The tokenizer of the models trained on a dataset: the proxy's, or the pretrained one's."""
+    if is_finetune(dataset):
+        return DATASETS[dataset]["pretrained"]
+    return tokenizer_path(proxy_of(dataset))
+
+
+def model_gpus(dataset):
+    """GPU request of a dataset's model jobs: by the proxy's size, or the pretrained model's."""
+    if not is_finetune(dataset):
+        return proxy_gpus(proxy_of(dataset))
+    pretrained = DATASETS[dataset]["pretrained"]
+    made_here = BASE_MODEL.match(pretrained)
+    if made_here:
+        return model_gpus(made_here["dataset"])
+    config_json = Path(pretrained) / "config.json"
+    if config_json.is_file():
+        return int(json.loads(config_json.read_text()).get("hidden_size", 768) >= 512)
+    return 1
 
 
 def proxy_domains(proxy):
@@ -91,11 +137,12 @@ def proxy_gpus(proxy):
     return 0 if model_spec(PROXIES[proxy]["model"])["n_embd"] < 512 else 1
 
 
-def proxy_model_dir(wildcards):
-    return f"results/proxies/{proxy_of(wildcards.dataset)}/model"
-
-
 def checkpoint_steps(dataset):
+    if is_finetune(dataset):
+        raise WorkflowError(
+            f"dataset {dataset!r} is a finetune dataset: there are no proxy checkpoints to "
+            "check the weights' stability against"
+        )
     proxy = PROXIES[proxy_of(dataset)]
     return sorted(set(proxy["train"]["checkpoints"]) | {proxy["train"]["steps"]})
 
@@ -174,6 +221,34 @@ def base_settings(dataset):
     }
 
 
+def finetune_settings(dataset):
+    return DATASETS[dataset]["finetune"]["train"]
+
+
+def trained_models(dataset):
+    """Where the model trained with each mixture lives: base/ (pretraining) or finetune/."""
+    return f"results/{dataset}/{'finetune' if is_finetune(dataset) else 'base'}"
+
+
+def trained_model(wildcards):
+    return f"{trained_models(wildcards.dataset)}/{wildcards.method}/model"
+
+
+def reused_proxy(dataset):
+    """Whether the proxy was trained for another dataset (its cost is not this one's)."""
+    return not is_finetune(dataset) and PROXIES[proxy_of(dataset)]["dataset"] != dataset
+
+
+def chameleon_inputs(wildcards):
+    """Chameleon's cost includes the proxy's training; finetuning trains none."""
+    inputs = {"weights": f"results/{wildcards.dataset}/weights.json"}
+    if not is_finetune(wildcards.dataset):
+        inputs["proxy_log"] = (
+            f"results/proxies/{proxy_of(wildcards.dataset)}/train_log.json"
+        )
+    return inputs
+
+
 def methods(dataset):
     return DATASETS[dataset]["methods"]
 
@@ -182,12 +257,81 @@ def method_files(wildcards):
     """Everything the report reads, per method: mixture, base training log, evaluations."""
     root = f"results/{wildcards.dataset}"
     return {
-        f"{kind}_{method}": path.format(root=root, method=method)
+        f"{kind}_{method}": path.format(
+            root=root, models=trained_models(wildcards.dataset), method=method
+        )
         for method in methods(wildcards.dataset)
         for kind, path in {
             "mixture": "{root}/mixtures/{method}.json",
-            "train_log": "{root}/base/{method}/train_log.json",
+            "train_log": "{models}/{method}/train_log.json",
             "perplexity": "{root}/eval/{method}/perplexity.json",
             "downstream": "{root}/eval/{method}/downstream.json",
         }.items()
+    }
+
+
+def baseline(dataset, method):
+    """A baseline mixer's settings (`baselines.<method>` of the dataset)."""
+    return DATASETS[dataset]["baselines"][method]
+
+
+def proxy_schedule(dataset, steps=None):
+    """The proxy's schedule for the baselines' models: `steps` when given, no kept checkpoints
+    (their weights are recorded at every step instead)."""
+    train = PROXIES[proxy_of(dataset)]["train"]
+    return {**train, "steps": steps or train["steps"], "checkpoints": []}
+
+
+def doremi_reference_reused(dataset):
+    """Whether the uniform proxy was trained on exactly this dataset's domains, and so is
+    DoReMi's reference model."""
+    proxy = proxy_of(dataset)
+    return PROXIES[proxy]["dataset"] == dataset and set(proxy_domains(proxy)) == set(
+        domains(dataset)
+    )
+
+
+def doremi_reference(dataset):
+    """The reused proxy, or a uniform model of the proxy's size trained here."""
+    if doremi_reference_reused(dataset):
+        return f"results/proxies/{proxy_of(dataset)}"
+    return f"results/{dataset}/doremi/reference"
+
+
+def regmix_model(dataset):
+    return baseline(dataset, "regmix").get("model", PROXIES[proxy_of(dataset)]["model"])
+
+
+def regmix_runs(wildcards):
+    runs = baseline(wildcards.dataset, "regmix")["runs"]
+    return expand(
+        "results/{dataset}/regmix/runs/{run}.json",
+        dataset=wildcards.dataset,
+        run=range(runs),
+    )
+
+
+def regmix_run_settings(dataset):
+    """What a run depends on; `runs`, `target` and the simulation stay out, so changing them
+    retrains no run."""
+    regmix = baseline(dataset, "regmix")
+    return {
+        key: regmix[key] for key in ("seed", "concentrations", "temperature", "prior")
+    }
+
+
+def trajectory_files(wildcards):
+    """Weights against proxy steps, for the report's stability figure: Chameleon's per kept
+    checkpoint, DoReMi's and DoGE's per step; only for the methods the dataset runs."""
+    root = f"results/{wildcards.dataset}"
+    files = {
+        "doremi": f"{root}/doremi/proxy/train_log.json",
+        "doge": f"{root}/doge/proxy/train_log.json",
+    }
+    if not is_finetune(wildcards.dataset):
+        files["chameleon"] = f"{root}/stability.csv"
+    return {
+        f"trajectory_{method}": path
+        for method, path in files.items()
+        if method in methods(wildcards.dataset)
     }

@@ -15,5 +15,6 @@ rule collect_corpus:
     params:
         max_documents=config["corpus"]["max_documents"],
         max_chars=config["corpus"]["max_chars"],
+        max_rejected_fraction=config["corpus"]["max_rejected_fraction"],
     script:
         "../scripts/collect_corpus.py"

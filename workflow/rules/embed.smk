@@ -1,7 +1,8 @@
 rule embed_domain:
-    """Mean hidden state of one domain's samples under the dataset's proxy (or a checkpoint)."""
+    """Mean hidden state of one domain's samples under the dataset's proxy (or a checkpoint),
+    or under the pretrained model for a finetune dataset."""
     input:
-        model=proxy_model_dir,
+        model=embedding_model,
         shard="results/{dataset}/shards/{domain}/train.parquet",
     output:
         embedding="results/{dataset}/embeddings/{ckpt}/{domain}.npy",
@@ -15,11 +16,11 @@ rule embed_domain:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=lambda wc: model_gpus(wc.dataset),
         mem_mb=16000,
         runtime=60,
     params:
-        proxy=lambda wc: proxy_of(wc.dataset),
+        model_name=lambda wc: embedding_model_name(wc.dataset),
         embedding=lambda wc: DATASETS[wc.dataset]["embedding"],
     script:
         "../scripts/embed_domain.py"

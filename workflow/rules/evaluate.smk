@@ -2,7 +2,7 @@ rule local_tasks:
     """lm-eval tasks built from the dataset's held-out text, for offline downstream scores."""
     input:
         shards=lambda wc: shards(wc.dataset, "test"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        tokenizer=lambda wc: dataset_tokenizer(wc.dataset),
     output:
         directory("results/{dataset}/eval/tasks"),
     log:
@@ -20,7 +20,7 @@ rule local_tasks:
 rule perplexity:
     """Token-level test perplexity of one base model on every domain."""
     input:
-        model="results/{dataset}/base/{method}/model",
+        model=trained_model,
         shards=lambda wc: shards(wc.dataset, "test"),
     output:
         "results/{dataset}/eval/{method}/perplexity.json",
@@ -32,7 +32,7 @@ rule perplexity:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=lambda wc: model_gpus(wc.dataset),
         mem_mb=16000,
         runtime=120,
     params:
@@ -45,7 +45,7 @@ rule perplexity:
 rule downstream:
     """Downstream accuracy of one base model with lm-eval (local and/or hub tasks)."""
     input:
-        model="results/{dataset}/base/{method}/model",
+        model=trained_model,
         tasks="results/{dataset}/eval/tasks",
     output:
         "results/{dataset}/eval/{method}/downstream.json",
@@ -57,7 +57,7 @@ rule downstream:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=lambda wc: model_gpus(wc.dataset),
         mem_mb=16000,
         runtime=480,
     params:

@@ -2,6 +2,7 @@ rule report:
     """The methods side by side: perplexity, downstream accuracy, weights, compute."""
     input:
         unpack(method_files),
+        unpack(trajectory_files),
     output:
         markdown=report(
             "results/{dataset}/report/comparison.md",
@@ -18,6 +19,11 @@ rule report:
             "results/{dataset}/report/weights.png",
             category="Comparison",
             labels={"dataset": "{dataset}", "figure": "weights"},
+        ),
+        stability_plot=report(
+            "results/{dataset}/report/stability.png",
+            category="Comparison",
+            labels={"dataset": "{dataset}", "figure": "stability"},
         ),
     log:
         "results/logs/{dataset}/report.log",

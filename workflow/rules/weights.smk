@@ -15,7 +15,8 @@ rule weights:
     params:
         settings=weight_params,
         domains=lambda wc: domains(wc.dataset),
-        proxy=lambda wc: proxy_of(wc.dataset),
+        model_name=lambda wc: embedding_model_name(wc.dataset),
+        proxy=lambda wc: None if is_finetune(wc.dataset) else proxy_of(wc.dataset),
     script:
         "../scripts/compute_weights.py"
 

@@ -8,5 +8,6 @@ with logged(snakemake.log[0]):
         snakemake.output.manifest,
         max_documents=snakemake.params.max_documents,
         max_chars=snakemake.params.max_chars,
+        max_rejected_fraction=snakemake.params.max_rejected_fraction,
     )
     print(f"{snakemake.wildcards.collector}: {n} documents")

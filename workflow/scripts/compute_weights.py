@@ -6,5 +6,9 @@ with logged(snakemake.log[0]):
         embedding_files=dict(zip(snakemake.params.domains, snakemake.input, strict=True)),
         settings=dict(snakemake.params.settings),
         outputs=dict(snakemake.output.items()),
-        metadata={"dataset": snakemake.wildcards.dataset, "proxy": snakemake.params.proxy},
+        metadata={
+            "dataset": snakemake.wildcards.dataset,
+            "proxy": snakemake.params.proxy,
+            "embedding_model": snakemake.params.model_name,
+        },
     )

@@ -10,5 +10,5 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         out_embedding=snakemake.output.embedding,
         out_samples=snakemake.output.samples,
         out_info=snakemake.output.info,
-        proxy=snakemake.params.proxy,
+        model_name=snakemake.params.model_name,
     )

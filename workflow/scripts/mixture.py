@@ -8,10 +8,13 @@ with logged(snakemake.log[0]):
     elif snakemake.rule == "mixture_human":
         human_mixture(out, domains, dict(snakemake.params.weights))
     else:
+        control = snakemake.rule == "mixture_chameleon_pt"
         chameleon_mixture(
             out,
             domains,
             snakemake.input.weights,
-            snakemake.input.proxy_log,
+            snakemake.input.get("proxy_log"),
             snakemake.params.reused_proxy,
+            method="chameleon_pt" if control else "chameleon",
+            stage="pretrain" if control else None,
         )

@@ -1,5 +1,6 @@
 from chameleon_mix.io import logged
-from chameleon_mix.report import comparison, write_report
+from chameleon_mix.plots import plot_weight_trajectories
+from chameleon_mix.report import comparison, weight_trajectories, write_report
 
 with logged(snakemake.log[0]):
     kinds = ("mixture", "train_log", "perplexity", "downstream")
@@ -17,3 +18,9 @@ with logged(snakemake.log[0]):
         snakemake.output.perplexity_plot,
         snakemake.output.weights_plot,
     )
+    trajectories = {
+        name.removeprefix("trajectory_"): path
+        for name, path in snakemake.input.items()
+        if name.startswith("trajectory_")
+    }
+    plot_weight_trajectories(weight_trajectories(trajectories), snakemake.output.stability_plot)

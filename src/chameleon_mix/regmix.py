@@ -1,0 +1,198 @@
+"""RegMix (Liu et al., ICLR 2025, arXiv:2407.01492): the data mixture as a regression problem.
+
+1. Mixtures. Run i draws a concentration ``c`` uniformly from ``concentrations`` (the public
+   code's 15 strengths log-spaced over [0.1, 5]) and its mixture ``x_i ~ Dir(c · q)``, with
+   ``q ∝ p^τ`` the token-count prior ``p`` tempered by ``τ = temperature`` (0.5), as
+   ``mixture_config/synthesize_mixture.py`` does. The generator is seeded with ``(seed, i)``
+   alone, so adding runs never changes the earlier ones.
+2. Runs. One small model per mixture, trained for a fixed number of steps with the project's
+   trainer; its validation loss on every domain is recorded (:func:`regmix_run`).
+3. Regression. LightGBM from mixture to the target loss with the paper's settings (objective
+   ``regression``, learning rate 0.01, 1000 rounds, seeded; ``regression_fitting`` notebook).
+   The notebook early-stops on held-out runs out of 512; with the few runs of a small study
+   every run goes into the fit instead, and the minimum rows per leaf (LightGBM's default 20,
+   which would leave fewer than 40 runs without a single split) is a tenth of the runs.
+4. Simulation. ``candidates`` mixtures from ``Dir(p)`` (the notebook's ``prior * 1``) are
+   scored by the regressor; the mean of the ``top_k`` (128) with the lowest predicted loss is
+   RegMix's mixture.
+
+The target is the validation loss of one domain (the paper targets Pile-CC; Chameleon's
+comparison uses SlimPajama's CC) or, with ``target=None``, the mean over the domains. RegMix's
+cap on how often a domain may repeat in the final run and its rounding of weights to 2e-4
+concern the large run's token budget and are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CONCENTRATIONS = np.logspace(np.log10(0.1), np.log10(5.0), 15).round(4).tolist()
+PRIOR_TEMPERATURE = 0.5
+LIGHTGBM = {"objective": "regression", "learning_rate": 1e-2, "verbosity": -1}
+ROUNDS = 1000
+
+
+def sample_mixture(
+    prior: np.ndarray,
+    seed: int,
+    index: int,
+    concentrations: list[float] = CONCENTRATIONS,
+    temperature: float = PRIOR_TEMPERATURE,
+) -> tuple[np.ndarray, float]:
+    """Run ``index``'s mixture (k,) and its concentration, from the prior ``p`` (k,)."""
+    rng = np.random.default_rng([seed, index])
+    tempered = np.asarray(prior, dtype=np.float64) ** temperature
+    concentration = float(rng.choice(concentrations))
+    return rng.dirichlet(concentration * tempered / tempered.sum()), concentration
+
+
+def fit_regressor(mixtures: np.ndarray, losses: np.ndarray, seed: int):
+    """LightGBM regressor from ``mixtures`` (M, k) to ``losses`` (M,); a ``lightgbm.Booster``."""
+    import lightgbm
+
+    params = {
+        **LIGHTGBM,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": 1,  # with `deterministic`, the same model on every machine
+        "min_data_in_leaf": max(1, min(20, len(losses) // 10)),
+        "min_data_in_bin": 1,
+    }
+    data = lightgbm.Dataset(mixtures, losses, params={"min_data_in_bin": 1, "verbosity": -1})
+    return lightgbm.train(params, data, num_boost_round=ROUNDS)
+
+
+def best_mixture(
+    regressor, prior: np.ndarray, candidates: int, top_k: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the ``top_k`` of ``candidates`` mixtures from ``Dir(p)`` with the lowest
+    predicted loss: returns (mixture (k,), those predicted losses (top_k,))."""
+    samples = np.random.default_rng(seed).dirichlet(np.asarray(prior, dtype=np.float64), candidates)
+    predicted = regressor.predict(samples)
+    best = np.argsort(predicted, kind="stable")[:top_k]
+    return samples[best].mean(axis=0), predicted[best]
+
+
+def regmix_run(
+    index: int,
+    train_shards: dict[str, str | Path],
+    val_shards: dict[str, str | Path],
+    tokenizer_dir: str | Path,
+    model: str | dict,
+    train_config: dict,
+    out_json: str | Path,
+    seed: int = 0,
+    concentrations: list[float] = CONCENTRATIONS,
+    temperature: float = PRIOR_TEMPERATURE,
+    prior: dict[str, float] | None = None,
+    device: str | None = None,
+) -> dict:
+    """Train run ``index`` on its mixture and write its per-domain validation losses.
+
+    ``prior=None`` takes the token counts of the train shards. The model is trained in a
+    temporary directory: only the JSON (mixture, losses, FLOPs) is kept.
+    """
+    import torch
+
+    from .evaluate import perplexity
+    from .flops import forward_flops, training_flops
+    from .io import write_json
+    from .model import build_model, model_spec
+    from .tokenizer import load_tokenizer, read_texts
+    from .train import TrainConfig, token_streams, train
+
+    cfg = TrainConfig(**train_config)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    streams = token_streams(train_shards, tokenizer)
+    names = list(streams)
+    if prior is None:
+        counts = np.array([len(streams[n]) for n in names], dtype=np.float64)
+        prior = dict(zip(names, (counts / counts.sum()).tolist()))
+    mixture, concentration = sample_mixture(
+        np.array([prior[n] for n in names]), seed, index, concentrations, temperature
+    )
+    weights = dict(zip(names, mixture.tolist()))
+    print(f"run {index}: concentration {concentration}, mixture {weights}", flush=True)
+    torch.manual_seed(cfg.seed)
+    net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
+    Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=Path(out_json).parent) as tmp:
+        log = train(net, streams, weights, cfg, tmp, device=device)
+    spec = model_spec(model)
+    losses, evaluated = {}, 0
+    for name, shard in val_shards.items():
+        scored = perplexity(net, tokenizer, read_texts([shard]), seq_len=cfg.seq_len)
+        losses[name] = scored["nll"] / scored["tokens"]
+        evaluated += scored["tokens"]
+    train_flops = training_flops(spec, log["tokens_total"], cfg.seq_len)
+    eval_flops = forward_flops(spec, evaluated, cfg.seq_len)
+    run = {
+        "index": index,
+        "seed": seed,
+        "concentration": concentration,
+        "prior": prior,
+        "mixture": weights,
+        "validation_loss": losses,
+        "tokens": log["tokens_total"],
+        "model": spec,
+        "training_flops": train_flops,
+        "evaluation_flops": eval_flops,
+        "compute_flops": train_flops + eval_flops,
+    }
+    write_json(out_json, run)
+    return run
+
+
+def regmix_mixture(
+    path: str | Path,
+    domains: list[str],
+    run_files: list[str | Path],
+    target: str | None = None,
+    candidates: int = 100_000,
+    top_k: int = 128,
+    seed: int = 0,
+) -> dict:
+    """Fit the regression on the runs' (mixture, target loss) pairs and write RegMix's
+    mixture; its compute is every run's training and evaluation."""
+    from .mixtures import check_weights, write_mixture
+
+    runs = [json.loads(Path(f).read_text()) for f in run_files]
+    for f, run in zip(run_files, runs):
+        if sorted(run["mixture"]) != sorted(domains):
+            raise ValueError(
+                f"RegMix run {f} covers domains {sorted(run['mixture'])}, the dataset "
+                f"{sorted(domains)}; delete the run files so that they are trained again"
+            )
+    if target is not None and target not in domains:
+        raise ValueError(f"RegMix target {target!r} is not a domain; domains: {domains}")
+    mixtures = np.array([[run["mixture"][d] for d in domains] for run in runs])
+    losses = np.array(
+        [
+            run["validation_loss"][target]
+            if target is not None
+            else np.mean([run["validation_loss"][d] for d in domains])
+            for run in runs
+        ]
+    )
+    prior = np.array([runs[0]["prior"][d] for d in domains])
+    regressor = fit_regressor(mixtures, losses, seed)
+    mixture, predicted = best_mixture(regressor, prior, candidates, top_k, seed)
+    weights = check_weights(dict(zip(domains, mixture.tolist())), domains, "RegMix mixture")
+    best_run = int(np.argmin(losses))
+    return write_mixture(
+        path,
+        "regmix",
+        weights,
+        compute_flops=float(sum(run["compute_flops"] for run in runs)),
+        runs=len(runs),
+        target=target or "mean of the domains' validation losses",
+        top_k=top_k,
+        candidates=candidates,
+        predicted_target_loss=float(predicted.mean()),
+        best_run={"index": runs[best_run]["index"], "target_loss": float(losses[best_run])},
+        prior=dict(zip(domains, prior.tolist())),
+    )

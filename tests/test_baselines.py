@@ -1,0 +1,293 @@
+"""The baseline mixers: DoReMi's and DoGE's updates against a direct computation on a tiny
+model, the direction each moves the weights on constructed domains, exact resume, and RegMix
+on a synthetic loss surface."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from chameleon_mix.doge import DoGE, doge_mixture
+from chameleon_mix.doremi import DoReMi, doremi_mixture
+from chameleon_mix.flops import forward_flops, training_flops
+from chameleon_mix.model import build_model
+from chameleon_mix.regmix import (
+    CONCENTRATIONS,
+    best_mixture,
+    fit_regressor,
+    regmix_mixture,
+    sample_mixture,
+)
+from chameleon_mix.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = {"n_layer": 1, "n_head": 2, "n_embd": 32}
+VOCAB, SEQ = 64, 16
+NO_AUTOCAST = torch.autocast("cpu", enabled=False)
+
+
+def train_on_cpu(*args, **kwargs):
+    """On CPU even where a GPU is present: float32 throughout and bit-exact resume."""
+    return train(*args, device="cpu", **kwargs)
+
+
+def tiny_model(seed):
+    torch.manual_seed(seed)
+    return build_model(SPEC, VOCAB, SEQ, 0)
+
+
+def direct_token_losses(model, tokens):
+    """−log p(next token), written out with log_softmax and gather: (n, T)."""
+    log_probs = model(tokens[:, :-1]).logits.log_softmax(dim=-1)
+    return -log_probs.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+
+
+def batches(k):
+    rng = np.random.default_rng(0)
+    tokens = [torch.from_numpy(rng.integers(0, VOCAB, (6, SEQ + 1))) for _ in range(2)]
+    # Step 2 leaves out the last domain: DoReMi keeps its excess loss, DoGE gives it no score.
+    domains = [torch.tensor([0, 1, 0, k - 1, 1, 0]), torch.tensor([1, 0, 0, 1, 1, 0])]
+    return list(zip(tokens, domains))
+
+
+def sgd_step(model):
+    """Move the parameters between the two checked steps, as the optimizer would."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 0.5 * p.grad
+    model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("micro", [6, 2], ids=["one-micro-batch", "accumulated"])
+def test_doremi_steps_equal_a_direct_computation(micro):
+    k, eta, eps = 3, 1.0, 1e-3
+    proxy, reference = tiny_model(0), tiny_model(1)
+    reweighter = DoReMi(reference, k, eta, eps)
+    weights, excess = np.full(k, 1 / k), np.zeros(k)
+    for tokens, domains in batches(k):
+        with torch.no_grad():
+            gap = direct_token_losses(proxy, tokens) - direct_token_losses(reference, tokens)
+        for i in domains.unique().tolist():
+            excess[i] = gap[domains == i].clamp(min=0).mean().item()
+        raised = weights * np.exp(eta * excess)
+        weights = (1 - eps) * raised / raised.sum() + eps / k
+        objective = sum(
+            weights[i] * direct_token_losses(proxy, tokens)[domains == i].mean()
+            for i in domains.unique().tolist()
+        )
+        expected = torch.autograd.grad(objective, list(proxy.parameters()))
+
+        loss = reweighter.backward(proxy, tokens, domains, 1e-3, micro, NO_AUTOCAST)
+        np.testing.assert_allclose(reweighter.excess, excess, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(reweighter.weights, weights, rtol=1e-6)
+        for p, g in zip(proxy.parameters(), expected):
+            torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-6)
+        assert loss == pytest.approx(direct_token_losses(proxy, tokens).mean().item(), rel=1e-5)
+        sgd_step(proxy)
+    assert excess[k - 1] > 0  # the absent domain kept its step-1 excess
+    np.testing.assert_allclose(reweighter.trajectory[-1], weights, rtol=1e-6)
+
+
+@pytest.mark.parametrize("micro", [6, 1], ids=["one-micro-batch", "accumulated"])
+def test_doge_steps_equal_a_direct_computation(micro):
+    k, mu, lr, clip = 3, 0.01, 2e-3, 0.5
+    model = tiny_model(0)
+    reweighter = DoGE(k, mu=mu, grad_clip=clip)
+    params = list(model.parameters())
+    weights = np.full(k, 1 / k)
+    for tokens, domains in batches(k):
+        present = domains.unique().tolist()
+        grads = {}
+        for i in present:
+            loss_i = direct_token_losses(model, tokens[domains == i]).mean()
+            flat = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss_i, params)])
+            grads[i] = flat * min(1.0, clip / (flat.norm().item() + 1e-6))
+        mean_norm = np.mean([grads[i].norm().item() for i in present])
+        scores = np.zeros(k)
+        for i in present:
+            others = sum(torch.dot(grads[i], grads[j]).item() for j in present if j != i)
+            scores[i] = min(max(others / (mean_norm + 1e-6), 0.0), 5.0)
+        raised = weights * np.exp(lr * scores / mu)
+        weights = raised / raised.sum()
+        combined = sum(weights[i] * grads[i] for i in present)
+
+        reweighter.backward(model, tokens, domains, lr, micro, NO_AUTOCAST)
+        np.testing.assert_allclose(np.exp(reweighter.log_weights), weights, rtol=1e-5)
+        got = torch.cat([p.grad.reshape(-1) for p in params])
+        torch.testing.assert_close(got, combined, rtol=1e-4, atol=1e-6)
+        sgd_step(model)
+    assert len(reweighter.trajectory) == 2
+
+
+def learnable_and_noise_streams():
+    """A short repeated pattern a model learns within steps, and uniform noise it never can."""
+    rng = np.random.default_rng(0)
+    pattern = np.tile(np.arange(10, 26, dtype=np.int32), 200)
+    return pattern, rng.integers(0, VOCAB, 3200).astype(np.int32)
+
+
+def schedule(**changes):
+    settings = dict(steps=30, batch_size=8, seq_len=SEQ, lr=5e-3, min_lr=5e-4, warmup_steps=3)
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_doremi_upweights_the_domain_where_the_proxy_lags_the_reference(tmp_path):
+    pattern, noise = learnable_and_noise_streams()
+    streams = {"pattern": pattern, "noise": noise}
+    uniform = {"pattern": 0.5, "noise": 0.5}
+    model = {"model": SPEC}
+    reference = tiny_model(0)
+    train_on_cpu(reference, streams, uniform, schedule(), tmp_path / "ref", metadata=model)
+    proxy = train_on_cpu(
+        tiny_model(1),
+        streams,
+        uniform,
+        schedule(steps=15),
+        tmp_path / "proxy",
+        metadata=model,
+        reweighter=DoReMi(reference, 2),
+    )
+    run = proxy["reweighting"]
+    # The reference has learnt the pattern, the fresh proxy has not: its excess loss is there.
+    assert run["trajectory"][0][0] > 0.9
+    assert run["average"]["pattern"] > 0.7
+    assert np.mean(run["trajectory"], axis=0) == pytest.approx(list(run["average"].values()))
+
+    mixture = doremi_mixture(
+        tmp_path / "doremi.json",
+        ["noise", "pattern"],
+        tmp_path / "proxy/train_log.json",
+        tmp_path / "ref/train_log.json",
+        reference_reused=False,
+    )
+    tokens = 15 * 8 * SEQ
+    assert mixture["weights"]["pattern"] == pytest.approx(run["average"]["pattern"])
+    assert mixture["compute_flops"] == pytest.approx(
+        training_flops(SPEC, 30 * 8 * SEQ, SEQ)  # the reference
+        + training_flops(SPEC, tokens, SEQ)  # the proxy
+        + forward_flops(SPEC, tokens, SEQ)  # the reference's losses on the proxy's batches
+    )
+
+
+def test_doge_downweights_the_domain_whose_gradient_helps_no_other(tmp_path):
+    pattern, noise = learnable_and_noise_streams()
+    # Two domains from one process (their gradients agree) and noise (agrees with neither).
+    streams = {"pattern": pattern, "shifted": np.roll(pattern, 5), "noise": noise}
+    proxy = train_on_cpu(
+        tiny_model(1),
+        streams,
+        dict.fromkeys(streams, 1 / 3),
+        schedule(steps=20),
+        tmp_path / "proxy",
+        metadata={"model": SPEC},
+        reweighter=DoGE(3),
+    )
+    run = proxy["reweighting"]
+    assert run["average"]["noise"] < 0.15
+    assert run["last"]["noise"] < run["average"]["noise"]
+
+    mixture = doge_mixture(tmp_path / "doge.json", list(streams), tmp_path / "proxy/train_log.json")
+    parameters = sum(p.numel() for p in tiny_model(0).parameters())
+    assert mixture["gradient_flops"] == pytest.approx(20 * 2 * parameters * (9 + 3))
+    assert mixture["compute_flops"] == pytest.approx(
+        training_flops(SPEC, 20 * 8 * SEQ, SEQ) + mixture["gradient_flops"]
+    )
+
+
+@pytest.mark.parametrize("method", ["doremi", "doge"])
+def test_a_resumed_reweighted_run_equals_an_uninterrupted_one(method, tmp_path):
+    pattern, noise = learnable_and_noise_streams()
+    streams = {"pattern": pattern, "noise": noise}
+    cfg = schedule(steps=6, micro_batch_size=4, checkpoint_every=2)
+
+    def run(out, **kwargs):
+        reweighter = DoReMi(tiny_model(2), 2) if method == "doremi" else DoGE(2)
+        model = tiny_model(1)
+        summary = train_on_cpu(
+            model,
+            streams,
+            {"pattern": 0.5, "noise": 0.5},
+            cfg,
+            out,
+            reweighter=reweighter,
+            **kwargs,
+        )
+        return model, summary
+
+    full_model, full = run(tmp_path / "full")
+    assert run(tmp_path / "cut", stop_after=5)[1] == {"stopped_at": 5}
+    resumed_model, resumed = run(tmp_path / "cut")
+    assert resumed["resumed_from_step"] == 4
+    assert resumed["reweighting"]["trajectory"] == full["reweighting"]["trajectory"]
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_checkpoint_resumes_only_the_run_that_wrote_it(tmp_path):
+    pattern, noise = learnable_and_noise_streams()
+    streams = {"pattern": pattern, "noise": noise}
+    uniform = {"pattern": 0.5, "noise": 0.5}
+    cfg = schedule(steps=4, checkpoint_every=2)
+
+    def run(out, **kwargs):
+        return train_on_cpu(tiny_model(0), streams, uniform, cfg, tmp_path / out, **kwargs)
+
+    run("plain", stop_after=2)
+    with pytest.raises(ValueError, match="written without reweighting"):
+        run("plain", reweighter=DoGE(2))
+    run("doge", stop_after=2, reweighter=DoGE(2, mu=0.01))
+    with pytest.raises(ValueError, match=r"settings .*'mu': 0\.01.* differ .*'mu': 0\.05"):
+        run("doge", reweighter=DoGE(2, mu=0.05))
+
+
+def test_regmix_mixtures_are_a_function_of_seed_and_run_index():
+    prior = np.array([0.6, 0.3, 0.1])
+    mixture, concentration = sample_mixture(prior, seed=7, index=3)
+    again, _ = sample_mixture(prior, seed=7, index=3)
+    np.testing.assert_array_equal(mixture, again)  # whatever the number of runs
+    assert concentration in CONCENTRATIONS
+    assert mixture.sum() == pytest.approx(1) and (mixture >= 0).all()
+    assert not np.array_equal(mixture, sample_mixture(prior, seed=7, index=4)[0])
+    assert not np.array_equal(mixture, sample_mixture(prior, seed=8, index=3)[0])
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    regmix = schema["$defs"]["dataset"]["properties"]["baselines"]["properties"]["regmix"]
+    assert regmix["properties"]["concentrations"]["default"] == CONCENTRATIONS
+
+
+def test_regmix_recovers_the_minimiser_of_a_synthetic_loss_surface():
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    optimum = np.array([0.1, 0.2, 0.3, 0.4])
+    mixtures = np.array([sample_mixture(prior, 0, i)[0] for i in range(128)])
+    losses = ((mixtures - optimum) ** 2).sum(axis=1)
+    regressor = fit_regressor(mixtures, losses, seed=0)
+    mixture, predicted = best_mixture(regressor, prior, candidates=20_000, top_k=64, seed=0)
+    assert np.abs(mixture - optimum).sum() < 0.3 < np.abs(prior - optimum).sum()
+    assert predicted.max() < np.median(regressor.predict(mixtures))
+
+
+def test_regmix_mixture_minimises_the_target_domains_loss(tmp_path):
+    domains = ["a", "b", "c"]
+    prior = np.array([0.5, 0.3, 0.2])
+    files = []
+    for i in range(60):
+        x, _ = sample_mixture(prior, 1, i)
+        # Each domain's validation loss falls with its own share of the mixture.
+        run = {
+            "index": i,
+            "mixture": dict(zip(domains, x.tolist())),
+            "prior": dict(zip(domains, prior.tolist())),
+            "validation_loss": {d: 4.0 - 2.0 * w for d, w in zip(domains, x)},
+            "compute_flops": 1e9 + i,
+        }
+        files.append(tmp_path / f"{i}.json")
+        files[-1].write_text(json.dumps(run))
+    out = tmp_path / "regmix.json"
+    mixture = regmix_mixture(out, domains, files, target="c", candidates=5000, top_k=32)
+    assert mixture["weights"]["c"] > 0.8
+    assert mixture["compute_flops"] == pytest.approx(60 * 1e9 + sum(range(60)))
+    assert json.loads(out.read_text())["target"] == "c"
+    with pytest.raises(ValueError, match="target 'd' is not a domain"):
+        regmix_mixture(out, domains, files, target="d")

@@ -1,0 +1,26 @@
+rule finetune:
+    """The pretrained model finetuned with one mixture; resumes from its last checkpoint."""
+    input:
+        shards=lambda wc: shards(wc.dataset, "train"),
+        pretrained=lambda wc: DATASETS[wc.dataset]["pretrained"],
+        mixture="results/{dataset}/mixtures/{method}.json",
+    output:
+        model=directory("results/{dataset}/finetune/{method}/model"),
+        log_json="results/{dataset}/finetune/{method}/train_log.json",
+    log:
+        "results/logs/{dataset}/finetune/{method}.log",
+    benchmark:
+        "results/benchmarks/{dataset}/finetune/{method}.tsv"
+    retries: 2
+    conda:
+        "../../envs/chameleon.yaml"
+    threads: 2
+    resources:
+        gpu=lambda wc: model_gpus(wc.dataset),
+        mem_mb=32000,
+        runtime=lambda wc, attempt: 1440 * attempt,
+    params:
+        domains=lambda wc: domains(wc.dataset),
+        train=lambda wc: finetune_settings(wc.dataset),
+    script:
+        "../scripts/finetune.py"

@@ -1,0 +1,15 @@
+from pathlib import Path
+
+from chameleon_mix.io import logged
+from chameleon_mix.mixtures import read_mixture
+from chameleon_mix.train import finetune
+
+with logged(snakemake.log[0], threads=snakemake.threads):
+    domains = list(snakemake.params.domains)
+    finetune(
+        shards=dict(zip(domains, snakemake.input.shards, strict=True)),
+        pretrained_dir=snakemake.input.pretrained,
+        train_config=dict(snakemake.params.train),
+        out_dir=Path(snakemake.output.model).parent,
+        weights=read_mixture(snakemake.input.mixture, domains),
+    )

@@ -1,0 +1,19 @@
+from chameleon_mix.io import logged
+from chameleon_mix.regmix import regmix_run
+
+with logged(snakemake.log[0], threads=snakemake.threads):
+    domains = list(snakemake.params.domains)
+    settings = dict(snakemake.params.settings)
+    regmix_run(
+        int(snakemake.wildcards.run),
+        train_shards=dict(zip(domains, snakemake.input.shards, strict=True)),
+        val_shards=dict(zip(domains, snakemake.input.val, strict=True)),
+        tokenizer_dir=snakemake.input.tokenizer,
+        model=snakemake.params.model,
+        train_config=dict(snakemake.params.train),
+        out_json=snakemake.output[0],
+        seed=settings["seed"],
+        concentrations=list(settings["concentrations"]),
+        temperature=settings["temperature"],
+        prior=dict(settings["prior"]) if settings["prior"] else None,
+    )

@@ -1,0 +1,16 @@
+from pathlib import Path
+
+from chameleon_mix.doremi import train_doremi
+from chameleon_mix.io import logged
+
+with logged(snakemake.log[0], threads=snakemake.threads):
+    train_doremi(
+        shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
+        tokenizer_dir=snakemake.input.tokenizer,
+        reference_dir=snakemake.input.reference,
+        model=snakemake.params.model,
+        train_config=dict(snakemake.params.train),
+        out_dir=Path(snakemake.output.model).parent,
+        eta=snakemake.params.eta,
+        eps=snakemake.params.eps,
+    )
