@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import yaml
-from test_workflow import DOMAINS, small_config, write_config
+from test_workflow import DOMAINS, small_config, small_finetune_dataset, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
@@ -97,11 +97,11 @@ def test_embedding_groups_cannot_outgrow_a_node():
 def test_profile_gives_every_planned_gpu_job_a_gpu(tmp_path):
     """A dry run of the whole comparison with the shipped profile: the names in the profile
     are the workflow's rules, and only the GPU rules land on the GPU partition with a GPU."""
-    write_config(tmp_path, small_config(DOMAINS))
+    write_config(tmp_path, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
         + ["--directory", str(tmp_path), "--profile", str(PROFILE.parent), "-n"]
-        + ["results/small/report/comparison.md"]
+        + ["results/small/report/comparison.md", "results/small-ft/report/comparison.md"]
         # DoReMi's reference, which this config does not need (its proxy serves), is a GPU rule.
         + ["results/small/doremi/reference/train_log.json"],
         capture_output=True,
