@@ -28,6 +28,12 @@ def model_spec(model: str | dict) -> dict:
     return spec
 
 
+def gpus_for_width(n_embd: int) -> int:
+    """GPUs a job with a model this wide asks for: CPU-sized demo models (narrower than 512)
+    need none, real sizes one."""
+    return 0 if n_embd < 512 else 1
+
+
 def build_model(model: str | dict, vocab_size: int, seq_len: int, bos_eos_id: int):
     """A randomly initialised ``GPT2LMHeadModel`` with SDPA attention and no dropout.
 

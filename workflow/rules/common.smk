@@ -6,7 +6,7 @@ from pathlib import Path
 
 from chameleon_mix.config import BASE_MODEL, ConfigError, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
-from chameleon_mix.model import model_spec
+from chameleon_mix.model import gpus_for_width, model_spec
 
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -105,10 +105,14 @@ def model_gpus(dataset):
     pretrained = DATASETS[dataset]["pretrained"]
     made_here = BASE_MODEL.match(pretrained)
     if made_here:
-        return model_gpus(made_here["dataset"])
+        return gpus_for_width(
+            model_spec(base_settings(made_here["dataset"])["model"])["n_embd"]
+        )
     config_json = Path(pretrained) / "config.json"
     if config_json.is_file():
-        return int(json.loads(config_json.read_text()).get("hidden_size", 768) >= 512)
+        return gpus_for_width(
+            json.loads(config_json.read_text()).get("hidden_size", 768)
+        )
     return 1
 
 
@@ -134,7 +138,7 @@ def tokenizer_path(proxy):
 
 def proxy_gpus(proxy):
     """Request a GPU for real proxy sizes; the CPU demo size needs none."""
-    return 0 if model_spec(PROXIES[proxy]["model"])["n_embd"] < 512 else 1
+    return gpus_for_width(model_spec(PROXIES[proxy]["model"])["n_embd"])
 
 
 def checkpoint_steps(dataset):
