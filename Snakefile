@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/shards.smk"
+include: "workflow/rules/tokens.smk"
 include: "workflow/rules/proxy.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/weights.smk"
@@ -19,6 +20,7 @@ include: "workflow/rules/baselines.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 
 
 # Light rules run where snakemake runs, also under the SLURM profile (profiles/slurm).
@@ -35,6 +37,7 @@ localrules:
     mixture_doge,
     mixture_regmix,
     report,
+    export,
 
 
 rule all:

@@ -28,3 +28,14 @@ def tokenizer_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tokenizer"
     train_tokenizer([t for ts in domain_texts().values() for t in ts], 400, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory, shards, tokenizer_dir):
+    """Each domain's shard tokenized once, as its train split: domain -> token directory."""
+    from chameleon_mix.tokens import write_token_files
+
+    root = tmp_path_factory.mktemp("tokens")
+    for name, shard in shards.items():
+        write_token_files({"train": shard}, tokenizer_dir, root / name)
+    return {name: root / name for name in shards}

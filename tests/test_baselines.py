@@ -235,12 +235,15 @@ def test_a_checkpoint_resumes_only_the_run_that_wrote_it(tmp_path):
     def run(out, **kwargs):
         return train_on_cpu(tiny_model(0), streams, uniform, cfg, tmp_path / out, **kwargs)
 
+    # Another run's checkpoints (tests/test_resume.py) are set aside: the run starts afresh.
     run("plain", stop_after=2)
-    with pytest.raises(ValueError, match="written without reweighting"):
-        run("plain", reweighter=DoGE(2))
+    assert run("plain", reweighter=DoGE(2))["resumed_from_step"] == 0
+    assert (tmp_path / "plain/checkpoints.stale-1/step-2").is_dir()
     run("doge", stop_after=2, reweighter=DoGE(2, mu=0.01))
-    with pytest.raises(ValueError, match=r"settings .*'mu': 0\.01.* differ .*'mu': 0\.05"):
-        run("doge", reweighter=DoGE(2, mu=0.05))
+    assert run("doge", reweighter=DoGE(2, mu=0.05))["resumed_from_step"] == 0
+    run("doremi", stop_after=2, reweighter=DoReMi(tiny_model(2), 2))
+    assert run("doremi", reweighter=DoReMi(tiny_model(3), 2))["resumed_from_step"] == 0
+    assert run("doremi", reweighter=DoReMi(tiny_model(3), 2))["resumed_from_step"] == 4
 
 
 def test_regmix_mixtures_are_a_function_of_seed_and_run_index():

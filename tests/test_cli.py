@@ -80,3 +80,41 @@ def test_a_single_domain_is_refused(tmp_path, capsys):
     np.save(tmp_path / "only.npy", np.ones(4))
     assert main([str(tmp_path)]) == 2
     assert "at least 2 domains" in capsys.readouterr().err
+
+
+def test_export_a_mixture(tmp_path, tokenizer_dir, capsys):
+    """`chameleon-weights export` on a workflow-like layout: tokens/DOMAIN/, shards/DOMAIN/."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from chameleon_mix.tokens import write_token_files
+
+    texts = {
+        "short": [f"River {i} is slow." for i in range(40)],
+        "long": [" ".join(f"The mill {i} turns {j} times." for j in range(12)) for i in range(40)],
+    }
+    for domain, docs in texts.items():
+        (tmp_path / "shards" / domain).mkdir(parents=True)
+        shard = tmp_path / "shards" / domain / "train.parquet"
+        pq.write_table(pa.table({"text": docs}), shard)
+        write_token_files({"train": shard}, tokenizer_dir, tmp_path / "tokens" / domain)
+    mixture = tmp_path / "mixture.json"
+    mixture.write_text(json.dumps({"weights": {"short": 0.5, "long": 0.5}}))
+    out = tmp_path / "export" / "mine"
+    args = ["--tokens", str(tmp_path / "tokens"), "--shards", str(tmp_path / "shards")]
+    args += ["--global-batch-tokens", "1024", "--out", str(out)]
+    assert main(["export", str(mixture), *args]) == 0
+    hf = json.loads((out / "hf_interleave.json").read_text())
+    mean = json.loads((out / "shares.json").read_text())["mean_tokens_per_document"]
+    # Equal token shares: documents drawn in inverse proportion to their mean length.
+    p = dict(zip(hf["domains"], hf["probabilities"]))
+    assert p["short"] / p["long"] == pytest.approx(mean["long"] / mean["short"])
+    assert mean["long"] > 5 * mean["short"]
+    assert (tmp_path / "export" / "megatron_data" / "long.idx").is_file()
+    assert "wrote" in capsys.readouterr().out
+
+    (tmp_path / "missing.json").write_text(json.dumps({"weights": {"short": 0.5, "gone": 0.5}}))
+    assert main(["export", str(tmp_path / "missing.json"), *args[:-1], str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "megatron_data").exists()
+    error = capsys.readouterr().err
+    assert "holds no token files (no stats.json)" in error

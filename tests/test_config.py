@@ -1,6 +1,7 @@
 """Config validation: each bad input gets one message naming the key and what to do."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -150,6 +151,55 @@ def set_in(path, value):
             set_in(["datasets", "demo", "baselines"], {"dorami": {}}),
             r"datasets\.demo\.baselines: unknown key 'dorami'; allowed keys: doge, doremi, regmix",
         ),
+        (
+            lambda c: c["datasets"]["demo"]["domains"].append(
+                {"name": "licenses.samples", "collect": "licenses"}
+            ),
+            r"datasets\.demo\.domains\[9\]\.name: 'licenses\.samples' ends in '\.samples': its "
+            r"embedding licenses\.samples\.npy would be the per-sample embeddings of a domain "
+            r"'licenses' and overwrite them; rename it, e.g\. to 'licenses_samples'",
+        ),
+        (
+            set_in(["datasets", "demo-new", "domains", 11, "name"], "markdown.samples"),
+            r"datasets\.demo-new\.domains\[11\]\.name: 'markdown\.samples' ends in '\.samples'",
+        ),
+        (
+            lambda c: c["datasets"].__setitem__("logs", c["datasets"].pop("demo-new")),
+            r"datasets\.logs: results/logs/ is the workflow's own folder",
+        ),
+        (
+            set_in(["datasets", "demo", "weights"], {"lam": float("inf")}),
+            r"datasets\.demo\.weights\.lam: inf is not a finite number; give a finite value",
+        ),
+        (
+            set_in(["datasets", "demo", "weights"], {"tau": float("nan")}),
+            r"datasets\.demo\.weights\.tau: nan is not a finite number",
+        ),
+        (
+            set_in(["datasets", "demo", "max_bad_fraction"], float("nan")),
+            r"datasets\.demo\.max_bad_fraction: nan is not a finite number",
+        ),
+        (
+            set_in(["datasets", "demo", "baselines"], {"regmix": {"concentrations": [0.5, 1e999]}}),
+            r"datasets\.demo\.baselines\.regmix\.concentrations\[1\]: inf is not a finite",
+        ),
+        (
+            set_in(["datasets", "demo", "human_weights", "licenses"], 0.58),
+            r"datasets\.demo\.human_weights: weights sum to 1\.5000, not 1 \(within 0\.01\); fix them so they do",
+        ),
+        (
+            lambda c: c["datasets"]["demo"]["human_weights"].pop("licenses"),
+            r"datasets\.demo\.human_weights: weights must name every domain exactly; "
+            r"missing \['licenses'\] \(domains: python_code, c_headers, ",
+        ),
+        (
+            set_in(["datasets", "demo", "human_weights", "klingon"], 0.0),
+            r"datasets\.demo\.human_weights: .*unknown \['klingon'\]",
+        ),
+        (
+            lambda c: c["datasets"]["demo"]["human_weights"].update(licenses=-0.08, man_pages=0.32),
+            r"datasets\.demo\.human_weights: weights must be >= 0, got \{'licenses': -0\.08\}",
+        ),
     ],
 )
 def test_bad_config_is_refused_with_a_clear_message(edit, message):
@@ -171,3 +221,28 @@ def test_snakemake_refuses_a_bad_config_before_running_anything(tmp_path):
     )
     assert run.returncode != 0
     assert "config: datasets.demo: unknown key 'sedd'" in run.stdout + run.stderr
+
+
+def test_yaml_infinity_and_nan_are_refused_as_written():
+    """`.inf` and `.nan` as a user types them, through the same YAML loader the workflow uses."""
+    for value, shown in ((".inf", "inf"), (".nan", "nan"), ("-.inf", "-inf")):
+        config = copy.deepcopy(SHIPPED)
+        config["datasets"]["demo"]["weights"] = yaml.safe_load(f"{{lam: 10, tau: {value}}}")
+        with pytest.raises(ConfigError, match=rf"datasets\.demo\.weights\.tau: {shown} is "):
+            validate_config(config)
+
+
+def test_human_weights_within_rounding_pass():
+    """The Pile's published weights sum to 0.998: within the stated 0.01 of 1."""
+    pile = validate_config(copy.deepcopy(SHIPPED))["datasets"]["pile"]
+    assert 0.99 < sum(pile["human_weights"].values()) < 0.999
+
+
+def test_every_per_domain_file_suffix_of_the_rules_is_known():
+    """The name check covers every file a rule writes per domain beside other domains'."""
+    from chameleon_mix.config import DOMAIN_FILE_SUFFIXES, RESERVED_ENDINGS
+
+    rules = "".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    suffixes = set(re.findall(r"\{domain\}([^/\"'{}]+)[\"']", rules))
+    assert suffixes and suffixes <= set(DOMAIN_FILE_SUFFIXES), suffixes
+    assert RESERVED_ENDINGS == {".samples": (".samples.npy", ".npy")}

@@ -10,24 +10,31 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import importlib.metadata
 import json
+import os
+import re
+import stat
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from chameleon_mix import corpus
 from chameleon_mix.corpus import (
     COLLECTORS,
+    DEMO_DISTRIBUTIONS,
     MAX_REJECTED_FRACTION,
     Collector,
     LanguageCheck,
     LanguageCheckError,
     collect,
+    collection,
     missing_reason,
     mo_translations,
     roff_to_text,
 )
+from chameleon_mix.corpus.converters import plain_text
 
 EXPECTED_NAMES = {
     "python_code", "c_headers", "docstrings", "package_readmes", "python_docs", "licenses", "man_pages",
@@ -54,6 +61,16 @@ def run(
     return out, manifest
 
 
+_COLLECTED: dict[str, tuple[Path, Path]] = {}
+
+
+def collect_once(name: str, tmp_path_factory) -> tuple[Path, Path]:
+    """Collector ``name`` with the default test settings, collected once per session."""
+    if name not in _COLLECTED:
+        _COLLECTED[name] = run(name, tmp_path_factory.mktemp(name))
+    return _COLLECTED[name]
+
+
 @pytest.fixture(scope="module", params=sorted(EXPECTED_NAMES))
 def collected(request, tmp_path_factory) -> tuple[str, Path, Path]:
     """One collection per available collector, shared by the tests below."""
@@ -61,8 +78,7 @@ def collected(request, tmp_path_factory) -> tuple[str, Path, Path]:
     reason = missing_reason(name)
     if reason is not None:
         pytest.skip(reason)
-    out, manifest = run(name, tmp_path_factory.mktemp(name))
-    return name, out, manifest
+    return name, *collect_once(name, tmp_path_factory)
 
 
 def test_registry_has_the_documented_collectors():
@@ -130,7 +146,8 @@ def test_files_are_taken_in_path_hash_order(collected):
 def test_python_code_skips_tests_and_site_packages():
     if missing_reason("python_code"):
         pytest.skip("no stdlib")
-    paths = [Path(p) for p in (corpus._candidates(COLLECTORS["python_code"]))]
+    python_code = COLLECTORS["python_code"]
+    paths = collection._candidates(python_code, collection._distribution_files(python_code))
     assert paths
     assert not any({"site-packages", "test", "tests"} & set(p.parts) for p in paths)
 
@@ -256,13 +273,11 @@ def test_shell_scripts_are_recognised_by_their_shebang(tmp_path):
 def test_long_files_are_split_into_numbered_parts(tmp_path):
     paragraphs = [f"paragraph {n}: " + "word " * 60 for n in range(40)]  # ~12 kB
     (tmp_path / "long.txt").write_text("\n\n".join(paragraphs))
-    local = Collector(
-        "long", "one long file", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
-    )
+    local = Collector("long", "one long file", "nothing", lambda: [f"{tmp_path}/*.txt"], plain_text)
     out, _ = run(local, tmp_path, max_chars=1000, min_chars=10)
     documents = read_jsonl(out)
     assert [d["part"] for d in documents] == list(range(len(documents)))
-    assert len(documents) == corpus.MAX_PARTS_PER_TEXT  # the rest of a huge file is cut
+    assert len(documents) == collection.MAX_PARTS_PER_TEXT  # the rest of a huge file is cut
     for document in documents:
         assert len(document["text"]) <= 1000
         assert document["text"].startswith("paragraph ")  # cut at paragraph boundaries
@@ -286,9 +301,7 @@ def test_missing_source_names_the_install_hint(tmp_path):
 
 def test_no_documents_is_an_error_naming_the_collector(tmp_path):
     (tmp_path / "tiny.txt").write_text("too short")
-    tiny = Collector(
-        "tiny_texts", "tiny", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
-    )
+    tiny = Collector("tiny_texts", "tiny", "nothing", lambda: [f"{tmp_path}/*.txt"], plain_text)
     with pytest.raises(ValueError, match="tiny_texts"):
         run(tiny, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]
@@ -314,14 +327,17 @@ def test_failure_midway_leaves_no_output(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"input{n}.txt" for n in range(5)]
 
 
-def test_missing_output_directory_leaves_no_output(tmp_path):
+def test_outputs_follow_the_umask(tmp_path):
+    # Teammates on a shared file system must be able to read the corpus (mkstemp gives 0600).
     (tmp_path / "input.txt").write_text("some text " * 50)
-    local = Collector(
-        "local", "one file", "nothing", lambda: [f"{tmp_path}/*.txt"], corpus._plain_text
-    )
-    with pytest.raises(FileNotFoundError):
-        run(local, tmp_path / "not-there")
-    assert not (tmp_path / "not-there").exists()
+    local = Collector("local", "one file", "nothing", lambda: [f"{tmp_path}/*.txt"], plain_text)
+    (tmp_path / "new").mkdir()
+    previous = os.umask(0o022)
+    try:
+        out, manifest = run(local, tmp_path / "new")
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (out, manifest)] == [0o644, 0o644]
 
 
 # --------------------------------------------------------------------------
@@ -447,3 +463,131 @@ def test_code_cmake_takes_modules_and_cmakelists(tmp_path):
 def test_roff_accented_letters_of_translated_pages():
     text = roff_to_text(r"\('ecole, \(:uber, zosta\(/la, \(,ca, \(*p, \[u0105], \(oq")
     assert text == "école, über, została, ça, π, ą, ‘"
+
+
+# --------------------------------------------------------------------------
+# Python packages: only the declared distributions are read
+# --------------------------------------------------------------------------
+
+SITE_COLLECTORS = ["package_readmes", "docstrings", "licenses", "c_headers"]
+
+
+def fake_distribution(site: Path, name: str) -> None:
+    """An installed distribution ``name`` 1.0 in ``site``: a module with docstrings, a
+    README in its METADATA and a licence, all listed in its RECORD."""
+    info = site / f"{name}-1.0.dist-info"
+    (site / name).mkdir(parents=True)
+    info.mkdir()
+    prose = f"The {name} package explains everything at great length. " * 10
+    files = {
+        f"{name}/__init__.py": f'"""{prose}"""\n\n\ndef helper():\n    """{prose}"""\n',
+        f"{info.name}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n\n{prose}\n",
+        f"{info.name}/LICENSE": f"{name} licence: {prose}\n",
+    }
+    for relative, text in files.items():
+        (site / relative).write_text(text)
+    record = "".join(f"{relative},,\n" for relative in [*files, f"{info.name}/RECORD"])
+    (info / "RECORD").write_text(record)
+
+
+@pytest.mark.parametrize("name", SITE_COLLECTORS)
+def test_an_undeclared_distribution_changes_nothing(name, tmp_path, tmp_path_factory, monkeypatch):
+    if missing_reason(name):
+        pytest.skip(missing_reason(name))
+    before = collect_once(name, tmp_path_factory)
+    fake_distribution(tmp_path / "site", "undeclared_extra")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert importlib.metadata.version("undeclared_extra") == "1.0"  # installed, importable
+    (tmp_path / "after").mkdir()
+    after = run(name, tmp_path / "after")
+    assert [p.read_bytes() for p in after] == [p.read_bytes() for p in before]
+
+
+def test_a_declared_distribution_is_read_with_its_version(tmp_path, monkeypatch):
+    # The control of the test above: declared, the same fake distribution is collected.
+    fake_distribution(tmp_path / "site", "declared_extra")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    readmes = dataclasses.replace(
+        COLLECTORS["package_readmes"], distributions=("declared_extra", "numpy")
+    )
+    out, manifest_path = run(readmes, tmp_path, min_chars=10)
+    manifest = json.loads(manifest_path.read_text())
+    fake_source = str(tmp_path / "site" / "declared_extra-1.0.dist-info" / "METADATA")
+    assert fake_source in {d["source"] for d in read_jsonl(out)}
+    assert {"package": "declared_extra", "version": "1.0"}.items() <= next(
+        s for s in manifest["sources"] if s["path"] == fake_source
+    ).items()
+    assert manifest["distributions"] == {
+        "declared_extra": "1.0",
+        "numpy": importlib.metadata.version("numpy"),
+    }
+    assert manifest["missing_distributions"] == []
+
+
+def test_a_missing_declared_distribution_is_a_warning(tmp_path, capsys):
+    readmes = dataclasses.replace(
+        COLLECTORS["package_readmes"], distributions=("numpy", "no-such-distribution")
+    )
+    out, manifest_path = run(readmes, tmp_path)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["missing_distributions"] == ["no-such-distribution"]
+    assert list(manifest["distributions"]) == ["numpy"]
+    assert {s["package"] for s in manifest["sources"]} == {"numpy"}
+    assert (
+        "warning: collector 'package_readmes': declared Python distributions not installed, "
+        "their files are left out: no-such-distribution (install them with: pip install -c "
+        "constraints.txt -e . (from the repository root))"
+    ) in capsys.readouterr().err
+
+    nothing = dataclasses.replace(readmes, distributions=("no-such-distribution",))
+    with pytest.raises(FileNotFoundError, match="of the Python distributions no-such-distribution"):
+        run(nothing, tmp_path)
+
+
+def test_demo_distributions_are_pinned_in_the_constraints_file():
+    constraints = Path(__file__).parents[1] / "constraints.txt"
+    pinned = {
+        re.sub(r"[-_.]+", "-", line.split("==")[0]).lower()
+        for line in constraints.read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    assert set(DEMO_DISTRIBUTIONS) <= pinned, set(DEMO_DISTRIBUTIONS) - pinned
+    assert "chameleon-mix" not in DEMO_DISTRIBUTIONS  # the repository's own README is no package's
+
+
+def test_weights_record_a_digest_of_the_corpus_manifests(tmp_path):
+    from chameleon_mix.weights import weights_stage
+
+    rng = np.random.default_rng(0)
+    embeddings, manifests = {}, {}
+    for domain in ("python_docs", "package_readmes"):
+        if missing_reason(domain):
+            pytest.skip(missing_reason(domain))
+        (tmp_path / domain).mkdir()
+        _out, manifests[domain] = run(domain, tmp_path / domain, max_documents=3)
+        embeddings[domain] = tmp_path / f"{domain}.npy"
+        np.save(embeddings[domain], rng.normal(size=8))
+        np.save(tmp_path / f"{domain}.samples.npy", rng.normal(size=(4, 8)))
+
+    def corpus_of_weights(name: str) -> dict:
+        outputs = {
+            key: tmp_path / name / f"{key}.{suffix}"
+            for key, suffix in [("weights", "json"), ("affinity", "csv"), ("affinity_plot", "png"),
+                                ("map_plot", "png"), ("weights_plot", "png")]
+        }  # fmt: skip
+        settings = {"stage": "pretrain", "lam": 10.0, "tau": 5.0}
+        weights_stage(embeddings, settings, outputs, {"dataset": "t"}, manifests)
+        return json.loads(outputs["weights"].read_text())["corpus"]
+
+    first, again = corpus_of_weights("first"), corpus_of_weights("again")
+    assert first == again
+    assert first["manifests"]["python_docs"] == {
+        "path": str(manifests["python_docs"]),
+        "sha256": hashlib.sha256(manifests["python_docs"].read_bytes()).hexdigest(),
+    }
+    run("package_readmes", tmp_path / "package_readmes", max_documents=4)  # one domain changes
+    changed = corpus_of_weights("changed")
+    assert changed["digest"] != first["digest"]
+    assert [d for d in first["manifests"] if changed["manifests"][d] != first["manifests"][d]] == [
+        "package_readmes"
+    ]

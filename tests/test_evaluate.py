@@ -18,11 +18,13 @@ from chameleon_mix.evaluate import (
     document_windows,
     domain_perplexities,
     downstream,
+    fitting_batch_size,
     perplexity,
 )
 from chameleon_mix.mixtures import check_weights, read_mixture, write_mixture
 from chameleon_mix.model import load_model
 from chameleon_mix.tokenizer import load_tokenizer, train_tokenizer
+from chameleon_mix.tokens import write_token_files
 from chameleon_mix.train import sample_batch, train_from_scratch
 
 TRAINED, OTHER = "licenses", "translations"
@@ -52,6 +54,9 @@ def trained(tmp_path_factory):
         for split, rows in shards[name].items():
             pq.write_table(pa.table({"text": rows}), root / f"{name}.{split}.parquet")
     train_tokenizer(shards[TRAINED]["train"] + shards[OTHER]["train"], 1000, root / "tok")
+    for name in (TRAINED, OTHER):
+        splits = {split: root / f"{name}.{split}.parquet" for split in ("train", "test")}
+        write_token_files(splits, root / "tok", root / "tokens" / name)
     config = {
         "steps": 150,
         "batch_size": 16,
@@ -62,7 +67,7 @@ def trained(tmp_path_factory):
         "checkpoint_every": 150,
     }
     train_from_scratch(
-        {TRAINED: root / f"{TRAINED}.train.parquet"},
+        {TRAINED: root / "tokens" / TRAINED},
         root / "tok",
         {"n_layer": 2, "n_head": 2, "n_embd": 64},
         config,
@@ -84,7 +89,9 @@ def test_windows_predict_every_token_once():
 def test_perplexity_equals_a_direct_computation(trained):
     model, tok = load_model(trained / "run/model"), load_tokenizer(trained / "run/model")
     text = "Permission is hereby granted, free of charge, to any person obtaining a copy"
-    result = perplexity(model, tok, [text, text[:20]], seq_len=8, batch_size=3)
+    documents = [tok(doc)["input_ids"] for doc in (text, text[:20])]
+    # On the CPU, as the direct computation below (CUDA would score in bf16).
+    result = perplexity(model, documents, tok.eos_token_id, seq_len=8, batch_size=3, device="cpu")
     nll, count = 0.0, 0
     for doc in (text, text[:20]):
         sequence = [tok.eos_token_id, *tok(doc)["input_ids"]]
@@ -98,19 +105,37 @@ def test_perplexity_equals_a_direct_computation(trained):
     assert result["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
 
 
+def test_batch_size_auto_scores_as_a_given_batch_size(trained):
+    """`auto` only picks how many windows go through at once: on the CPU 16, the same scores."""
+    model, tok = load_model(trained / "run/model"), load_tokenizer(trained / "run/model")
+    documents = [
+        tok(f"line {i} of a licence text, granted free of charge")["input_ids"] for i in range(40)
+    ]
+    assert fitting_batch_size(model, 8, torch.device("cpu")) == 16
+    auto = perplexity(model, documents, tok.eos_token_id, seq_len=8, device="cpu")
+    given = perplexity(model, documents, tok.eos_token_id, seq_len=8, batch_size=16, device="cpu")
+    assert auto == given
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_batch_size_auto_fills_the_gpu(trained):
+    model = load_model(trained / "run/model").to("cuda")
+    size = fitting_batch_size(model, model.config.max_position_embeddings, torch.device("cuda"))
+    assert size >= 16 and size & (size - 1) == 0
+
+
 def test_trained_text_has_lower_perplexity_than_unseen_text(trained, tmp_path):
-    shards = {n: trained / f"{n}.test.parquet" for n in (TRAINED, OTHER)}
-    result = domain_perplexities(trained / "run/model", shards, tmp_path / "ppl.json")
+    tokens = {n: trained / "tokens" / n for n in (TRAINED, OTHER)}
+    result = domain_perplexities(trained / "run/model", tokens, tmp_path / "ppl.json")
     assert result[TRAINED]["perplexity"] < 0.5 * result[OTHER]["perplexity"]
     assert json.loads((tmp_path / "ppl.json").read_text()) == result
 
 
-def test_empty_test_shard_is_refused(trained, tmp_path):
+def test_empty_test_split_is_refused(trained, tmp_path):
     pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp_path / "empty.parquet")
-    with pytest.raises(ValueError, match="domain 'void': test shard .*empty"):
-        domain_perplexities(
-            trained / "run/model", {"void": tmp_path / "empty.parquet"}, tmp_path / "o.json"
-        )
+    write_token_files({"test": tmp_path / "empty.parquet"}, trained / "tok", tmp_path / "void")
+    with pytest.raises(ValueError, match="domain 'void': the test split of .* is empty"):
+        domain_perplexities(trained / "run/model", {"void": tmp_path / "void"}, tmp_path / "o.json")
     assert not (tmp_path / "o.json").exists()
 
 

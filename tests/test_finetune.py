@@ -47,9 +47,9 @@ def pretrained(tmp_path_factory, tokenizer_dir):
 
 
 # --- the library ------------------------------------------------------------------------------
-def test_finetuning_starts_from_the_pretrained_model(pretrained, shards, tmp_path):
+def test_finetuning_starts_from_the_pretrained_model(pretrained, tokens, tmp_path):
     frozen = {**SCHEDULE, "steps": 2, "lr": 1e-12, "min_lr": 0.0}
-    log = finetune(shards, pretrained, frozen, tmp_path, {"code": 0.5, "prose": 0.5})
+    log = finetune(tokens, pretrained, frozen, tmp_path, {"code": 0.5, "prose": 0.5})
     assert log["pretrained"]["path"] == str(pretrained) and log["model"]["n_layer"] == 2
     before = load_model(pretrained).state_dict()
     after = load_model(tmp_path / "model").state_dict()
@@ -57,17 +57,21 @@ def test_finetuning_starts_from_the_pretrained_model(pretrained, shards, tmp_pat
         torch.testing.assert_close(after[name], tensor, atol=1e-6, rtol=0)
 
 
-def test_finetune_resumes_to_the_same_model(pretrained, shards, tmp_path):
+def test_finetune_resumes_to_the_same_model(pretrained, tokens, tmp_path):
     weights = {"code": 0.8, "prose": 0.2}
-    full = finetune(shards, pretrained, SCHEDULE, tmp_path / "full", weights)
-    stopped = finetune(shards, pretrained, SCHEDULE, tmp_path / "killed", weights, stop_after=3)
+    full = finetune(tokens, pretrained, SCHEDULE, tmp_path / "full", weights)
+    stopped = finetune(tokens, pretrained, SCHEDULE, tmp_path / "killed", weights, stop_after=3)
     assert stopped == {"stopped_at": 3}
-    resumed = finetune(shards, pretrained, SCHEDULE, tmp_path / "killed", weights)
+    resumed = finetune(tokens, pretrained, SCHEDULE, tmp_path / "killed", weights)
     assert resumed["resumed_from_step"] == 2  # the last resume point before the kill
     a = load_model(tmp_path / "full" / "model").state_dict()
     b = load_model(tmp_path / "killed" / "model").state_dict()
+    # Bit-equal on the CPU; CUDA kernels (bf16, compiled, atomics) do not repeat bit for bit.
+    tolerance = (
+        {"atol": 1e-3, "rtol": 1e-2} if torch.cuda.is_available() else {"atol": 0, "rtol": 0}
+    )
     for name in a:
-        torch.testing.assert_close(a[name], b[name], atol=0, rtol=0)
+        torch.testing.assert_close(a[name], b[name], **tolerance)
     assert full["tokens_per_domain"] == resumed["tokens_per_domain"]
     assert full["tokens_per_domain"]["code"] > full["tokens_per_domain"]["prose"]
     untouched = load_model(pretrained).state_dict()["transformer.h.0.mlp.c_fc.weight"]

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import domain_texts
@@ -15,8 +14,9 @@ from chameleon_mix.embed import (
     embed_windows,
     truncate_to_layer,
 )
-from chameleon_mix.model import build_model, load_model
+from chameleon_mix.model import build_model, load_model, model_spec
 from chameleon_mix.tokenizer import load_tokenizer
+from chameleon_mix.tokens import read_offsets, read_tokens
 from chameleon_mix.train import TrainConfig, sample_batch, train, train_from_scratch
 
 TINY = {"n_layer": 3, "n_head": 2, "n_embd": 32}
@@ -45,25 +45,29 @@ def test_tokenizer_round_trips_text(tokenizer_dir):
 
 
 def test_resumed_run_reaches_the_same_state_as_an_uninterrupted_one(
-    shards, tokenizer_dir, tmp_path
+    tokens, tokenizer_dir, tmp_path
 ):
-    full = train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path / "full", device="cpu")
+    full = train_from_scratch(tokens, tokenizer_dir, TINY, CFG, tmp_path / "full", device="cpu")
     # Kill after step 5: the last checkpoint is step 4; rerunning resumes from it.
-    from chameleon_mix.train import tokenize_stream
-
     tok = load_tokenizer(tokenizer_dir)
-    streams = {
-        n: tokenize_stream(pq.read_table(p)["text"].to_pylist(), tok) for n, p in shards.items()
-    }
+    streams = {n: read_tokens(d, "train") for n, d in tokens.items()}
     uniform = {n: 0.5 for n in streams}
     torch.manual_seed(0)  # as train_from_scratch does with the config's seed
     first = build_model(TINY, len(tok), CFG["seq_len"], tok.eos_token_id)
     train(
-        first, streams, uniform, TrainConfig(**CFG), tmp_path / "killed", tok, "cpu", stop_after=5
+        first,
+        streams,
+        uniform,
+        TrainConfig(**CFG),
+        tmp_path / "killed",
+        tok,
+        "cpu",
+        stop_after=5,
+        metadata={"model": model_spec(TINY)},  # as train_from_scratch: the same run's fingerprint
     )
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["step-4"]
     resumed = train_from_scratch(
-        shards, tokenizer_dir, TINY, CFG, tmp_path / "killed", device="cpu"
+        tokens, tokenizer_dir, TINY, CFG, tmp_path / "killed", device="cpu"
     )
     assert resumed["resumed_from_step"] == 4
     a = load_model(tmp_path / "full" / "model").state_dict()
@@ -136,21 +140,27 @@ def test_mean_over_real_tokens_ignores_padding():
     np.testing.assert_allclose(with_padding[0], batched[0], atol=1e-5)  # nothing padded there
 
 
-def test_domain_embeddings_separate_domains(shards, tokenizer_dir, tmp_path):
-    train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
-    tok = load_tokenizer(tmp_path / "model")
+@pytest.mark.parametrize("sampling", ["stream", "document"])
+def test_domain_embeddings_separate_domains(tokens, tokenizer_dir, tmp_path, sampling):
+    train_from_scratch(tokens, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+    pad = load_tokenizer(tmp_path / "model").pad_token_id
+
+    def embed(name):
+        stream, offsets = read_tokens(tokens[name], "train"), read_offsets(tokens[name], "train")
+        model = load_model(tmp_path / "model")
+        return embed_domain(model, pad, stream, offsets, 16, 16, sampling, seed=1)
+
     means = {}
-    for name, texts in domain_texts().items():
-        result = embed_domain(load_model(tmp_path / "model"), tok, texts, 16, 16, seed=1)
+    for name in domain_texts():
+        result = embed(name)
         assert result.layer == 1 and result.samples.shape == (16, 32)
         means[name] = result.mean
-    same = embed_domain(load_model(tmp_path / "model"), tok, domain_texts()["code"], 16, 16, seed=1)
-    np.testing.assert_allclose(same.mean, means["code"])  # deterministic under the seed
+    np.testing.assert_allclose(embed("code").mean, means["code"])  # deterministic under the seed
     assert not np.allclose(means["code"], means["prose"], atol=1e-3)
 
 
-def test_embedding_errors_name_the_culprit(shards, tokenizer_dir, tmp_path):
-    train_from_scratch(shards, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
+def test_embedding_errors_name_the_culprit(tokens, tokenizer_dir, tmp_path):
+    train_from_scratch(tokens, tokenizer_dir, TINY, CFG, tmp_path, device="cpu")
     with pytest.raises(ValueError, match=r"layer 4 is out of range: the model has blocks 1..3"):
         truncate_to_layer(load_model(tmp_path / "model"), 4)
     with pytest.raises(
@@ -166,8 +176,8 @@ def test_embedding_errors_name_the_culprit(shards, tokenizer_dir, tmp_path):
         embed_domain_to_files(
             tmp_path / "model",
             "final",
-            shards["code"],
-            {"samples": 4, "seq_len": 8, "layer": 9},
+            tokens["code"],
+            {"samples": 4, "seq_len": 8, "sampling": "stream", "layer": 9},
             out / "code.npy",
             out / "code.samples.npy",
             out / "code.json",

@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 import slurm_cluster
 import yaml
+from test_shards import SPLITS, mixed_dataset, mixed_source, partition, shard_files
 from test_workflow import DOMAINS, small_config, small_finetune_dataset, write_config
+
+from chameleon_mix.shards import sample_partition
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
@@ -51,6 +54,7 @@ CPU_RULES = (
     "partition_source",
     "sample_shards",
     "train_tokenizer",
+    "tokenize_domain",
     "local_tasks",
 )
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
@@ -97,13 +101,15 @@ def test_embedding_groups_cannot_outgrow_a_node():
 def test_profile_gives_every_planned_gpu_job_a_gpu(tmp_path):
     """A dry run of the whole comparison with the shipped profile: the names in the profile
     are the workflow's rules, and only the GPU rules land on the GPU partition with a GPU."""
-    write_config(tmp_path, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+    extra = {"small-ft": small_finetune_dataset(), "mixed": mixed_dataset(["web"])}
+    write_config(tmp_path, small_config(DOMAINS, extra))
+    mixed_source(tmp_path / "data")  # 4 files: 4 partition jobs
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
         + ["--directory", str(tmp_path), "--profile", str(PROFILE.parent), "-n"]
         + ["results/small/report/comparison.md", "results/small-ft/report/comparison.md"]
         # DoReMi's reference, which this config does not need (its proxy serves), is a GPU rule.
-        + ["results/small/doremi/reference/train_log.json"],
+        + ["results/small/doremi/reference/train_log.json", "results/mixed/shards/web/stats.json"],
         capture_output=True,
         text=True,
     )
@@ -116,6 +122,7 @@ def test_profile_gives_every_planned_gpu_job_a_gpu(tmp_path):
             pairs = (item.split("=", 1) for item in resources.group(1).split(", "))
             planned.setdefault(head.group(1), []).append(dict(pairs))
     assert set(GPU_RULES) <= planned.keys(), sorted(planned)
+    assert len(planned["partition_source"]) == 4
     for rule, jobs in planned.items():
         for res in jobs:
             gpu = rule in GPU_RULES
@@ -229,18 +236,22 @@ def same_bytes(a: Path, b: Path, pattern: str) -> list[str]:
     return [str(f) for f in files if (a / f).read_bytes() != (b / f).read_bytes()]
 
 
-def test_workflow_through_slurm_equals_local_run(cluster, tmp_path):
+def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch):
     started = time.monotonic()
     local, remote = tmp_path / "local", tmp_path / "slurm"
+    # Also a dataset of a mixed source of 4 files: its 4 partition jobs go to SLURM side by side.
+    config = small_config(DOMAINS, {"mixed": mixed_dataset(["web", "code"])})
     for workdir in (local, remote):
         workdir.mkdir()
-        write_config(workdir, small_config(DOMAINS))
+        write_config(workdir, config)
+    mixed_source(remote / "data")
     profile = ["--profile", str(write_test_profile(tmp_path / "profile")), "--verbose"]
 
     # The local reference run and the SLURM run up to the tokenizer, side by side.
     local_run = start_snakemake(local, tmp_path / "local.out", "--cores", "2", TARGET, limit=400)
     tokenizer = "results/proxies/tiny/tokenizer"
-    phase1 = start_snakemake(remote, tmp_path / "slurm1.out", *profile, tokenizer, limit=400)
+    mixed = "results/mixed/shards/web/stats.json"
+    phase1 = start_snakemake(remote, tmp_path / "slurm1.out", *profile, tokenizer, mixed, limit=400)
     checkpoint = "results/proxies/tiny/checkpoints/step-6"  # written atomically
     try:
         out = finish(phase1, tmp_path / "slurm1.out", 400)
@@ -263,6 +274,7 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path):
     jobs = submissions(out)
     for rule in ("collect_corpus", "sample_shards", "train_tokenizer", "train_proxy"):
         assert rule in jobs, f"{rule} was not submitted to SLURM:\n{out[-3000:]}"
+    assert len(jobs["partition_source"]) == 4, jobs  # one SLURM job per source file
     groups = [name for name in jobs if name.startswith("group_")]
     assert len(groups) == 1 and len(jobs[groups[0]]) == 1, jobs  # 3 embeddings, 1 SLURM job
     info = {}
@@ -271,6 +283,8 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path):
             info[name] = cluster.job(job_id)
             assert info[name]["JobState"] == "COMPLETED", (name, info[name])
             assert log.is_file(), f"no SLURM log {log}"
+            if name == "partition_source":
+                assert info[name]["Partition"] == "cpu", info[name]
 
     # GPU rules asked SLURM for a GPU on the GPU partition, CPU rules for none.
     for name in ("train_proxy", groups[0]):
@@ -291,6 +305,14 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path):
     train_log = json.loads((remote / "results/proxies/tiny/train_log.json").read_text())
     assert train_log["resumed_from_step"] >= 6
 
+    # The partition jobs' merge equals a single pass over the mixed source.
+    monkeypatch.chdir(remote)  # where snakemake ran: the rows name the files as it did
+    parts = partition({"files": "data/*"}, tmp_path / "one-pass", 4)
+    sample_partition("web", "web", parts, SPLITS, tmp_path / "one-pass" / "web")
+    assert shard_files(remote / "results/mixed/shards/web") == shard_files(
+        tmp_path / "one-pass/web"
+    )
+
     # Same results as the local run.
     assert not same_bytes(local, remote, "results/proxies/tiny/model/model.safetensors")
     assert not same_bytes(local, remote, "results/small/embeddings/final/*.npy")
@@ -299,3 +321,34 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path):
     for domain in DOMAINS:
         assert abs(weights[0][domain] - weights[1][domain]) < 1e-6
     print(f"\nSLURM test: {time.monotonic() - started:.0f} s\nGPU: {gpu_line}\nCPU: {cpu_line}")
+
+
+def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
+    """The shipped profile with 4 GPUs for train_base: the base model's job runs torchrun, a
+    process per GPU; the proxy's job, with one GPU, runs plain python."""
+    profile = shipped_profile()
+    profile["set-resources"]["train_base"]["gpu"] = 4
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
+    write_config(tmp_path, small_config(DOMAINS))
+    targets = ["results/small/base/uniform/train_log.json", "results/proxies/tiny/train_log.json"]
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *targets]
+        + ["--directory", str(tmp_path), "--profile", str(tmp_path / "profile"), "-n"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    commands = {}
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", run.stdout):
+        head = re.match(r"\s*(?:local)?rule (\w+):", block)
+        command = re.search(r"Shell command: (.*)", block)
+        if head and command:
+            commands[head.group(1)] = command.group(1)
+    launch = "-m chameleon_mix.launch {} '{{"
+    assert commands["train_base"].startswith(
+        f"torchrun --standalone --nproc_per_node=4 {launch.format('train_base')}"
+    )
+    assert commands["train_proxy"].startswith(f"python {launch.format('train_proxy')}")
+    # The job's threads follow --cores: they are an argument, not part of the compared params.
+    assert re.search(r"\.log \d+$", commands["train_base"]), commands["train_base"]

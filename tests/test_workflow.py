@@ -222,6 +222,7 @@ def test_adding_a_domain_reruns_only_that_domain_and_the_weights(workdir):
         ("collect_corpus", "collector=changelogs"),
         ("embed_domain", "dataset=small, ckpt=final, domain=changelogs"),
         ("sample_shards", "dataset=small, domain=changelogs"),
+        ("tokenize_domain", "dataset=small, domain=changelogs"),
         ("weights", "dataset=small"),
     ]
     snakemake(workdir, "results/small/weights.json")
@@ -240,7 +241,13 @@ def test_a_new_dataset_reusing_the_proxy_trains_nothing(workdir):
     }
     write_config(workdir, small_config([*DOMAINS, "changelogs"], {"other": other}))
     rules = {rule for rule, _ in planned_jobs(workdir, "results/other/weights.json")}
-    assert rules == {"collect_corpus", "sample_shards", "embed_domain", "weights"}
+    assert rules == {
+        "collect_corpus",
+        "sample_shards",
+        "tokenize_domain",
+        "embed_domain",
+        "weights",
+    }
 
 
 def test_a_failing_domain_leaves_no_partial_output(workdir, tmp_path):

@@ -3,15 +3,39 @@ cannot express. Every error names the key path and says what to do."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
+from .mixtures import check_weights
 from .model import model_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# What the rules append to a domain's name for the files it keeps beside the other domains' in
+# one folder (workflow/rules/*.smk; tests/test_config.py keeps this table complete). Where one
+# suffix ends another, as `.samples.npy` ends `.npy`, a domain named `licenses.samples` would
+# write its embedding over the per-sample embeddings of `licenses`.
+DOMAIN_FILE_SUFFIXES = {
+    ".npy": "embedding",
+    ".samples.npy": "per-sample embeddings",
+    ".json": "embedding provenance",
+    ".log": "log",
+    ".tsv": "benchmark",
+    ".bin": "Megatron token file",
+    ".idx": "Megatron index",
+}
+RESERVED_ENDINGS = {
+    longer[: -len(shorter)]: (longer, shorter)
+    for longer in DOMAIN_FILE_SUFFIXES
+    for shorter in DOMAIN_FILE_SUFFIXES
+    if longer != shorter and longer.endswith(shorter)
+}
+# results/<dataset>/ shares results/ with these folders of the workflow's own.
+RESERVED_DATASET_NAMES = ("benchmarks", "corpus", "logs", "proxies")
 
 
 class ConfigError(ValueError):
@@ -67,8 +91,44 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     if errors:
         deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
         raise ConfigError(f"config: {_key_path(deepest)}: {_explain(deepest)}")
+    _check_finite(config, "")
     _check_references(config)
     return config
+
+
+def _check_finite(node, path: str) -> None:
+    """YAML reads `.inf` and `.nan` as numbers that pass every bound of the schema (a NaN
+    compares false with all of them); no setting of this config means anything with them."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _check_finite(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_finite(value, f"{path}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(
+            f"config: {path}: {node} is not a finite number; give a finite value "
+            "(config/README.md lists each key's range and default)"
+        )
+
+
+def _check_names(where: str, names: list[str]) -> None:
+    """Domain names become file names; two domains must never write the same file."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(
+            f"{where}.domains: duplicate domain name(s) {dupes}; names must be unique"
+        )
+    for i, name in enumerate(names):
+        for ending, (longer, shorter) in RESERVED_ENDINGS.items():
+            if name.endswith(ending):
+                other = name[: -len(ending)]
+                raise ConfigError(
+                    f"{where}.domains[{i}].name: {name!r} ends in {ending!r}: its "
+                    f"{DOMAIN_FILE_SUFFIXES[shorter]} {name}{shorter} would be the "
+                    f"{DOMAIN_FILE_SUFFIXES[longer]} of a domain {other!r} and overwrite them; "
+                    f"rename it, e.g. to {other + ending.replace('.', '_')!r}"
+                )
 
 
 def _check_references(config: dict) -> None:
@@ -77,12 +137,13 @@ def _check_references(config: dict) -> None:
     datasets, proxies = config["datasets"], config["proxies"]
     for name, dataset in datasets.items():
         where = f"config: datasets.{name}"
-        names = [d["name"] for d in dataset["domains"]]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
+        if name in RESERVED_DATASET_NAMES:
             raise ConfigError(
-                f"{where}.domains: duplicate domain name(s) {dupes}; names must be unique"
+                f"{where}: results/{name}/ is the workflow's own folder "
+                f"({', '.join(RESERVED_DATASET_NAMES)} are taken); rename the dataset"
             )
+        names = [d["name"] for d in dataset["domains"]]
+        _check_names(where, names)
         _check_stage(where, dataset, datasets, proxies)
         for i, domain in enumerate(dataset["domains"]):
             if "value" in domain and "source" not in dataset:
@@ -100,9 +161,11 @@ def _check_references(config: dict) -> None:
         human = dataset.get("human_weights")
         if "human" in dataset["methods"] and not human:
             raise ConfigError(f"{where}.methods: `human` needs `human_weights:` for the dataset")
-        unknown = sorted(set(human or {}) - set(names))
-        if unknown:
-            raise ConfigError(f"{where}.human_weights: {unknown} are not domains of the dataset")
+        if human is not None:
+            try:
+                check_weights(human, names, f"{where}.human_weights")
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         _check_baselines(where, dataset, names)
         if dataset["stage"] == "finetune":
             continue  # the pretrained model's depth is checked when it embeds

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .doremi import check_resumable
+from . import distributed
 from .train import token_losses
 
 SCORE_CLIP = (0.0, 5.0)  # DoGE's dw_min, dw_max
@@ -65,29 +65,32 @@ class DoGE:
         self.gradient_flops = 0.0  # inner products and the weighted sum of full gradients
 
     def backward(self, model, tokens, domains, lr, micro_batch_size, autocast) -> float:
+        # Each domain's passes skip DDP (some ranks may hold none of its rows); the ranks'
+        # per-domain gradients are all-reduced below, before any norm or inner product.
+        model = distributed.local_module(model)
         params = [p for p in model.parameters() if p.requires_grad]
         k = len(self.log_weights)
         gradients = torch.zeros(k, sum(p.numel() for p in params), device=tokens.device)
-        present = np.zeros(k, dtype=bool)
+        local_rows = np.bincount(domains.cpu().numpy(), minlength=k).astype(np.float64)
+        batch_rows = distributed.all_reduce_sum(local_rows).astype(np.int64)
+        present = batch_rows > 0
         loss_sum = 0.0
-        for i in range(k):
-            rows = tokens[domains == i]
-            if len(rows) == 0:
-                continue
-            present[i] = True
-            domain_tokens = rows[:, 1:].numel()
-            for chunk in rows.split(micro_batch_size):
+        for i in map(int, np.flatnonzero(present)):
+            rows, domain_tokens = tokens[domains == i], int(batch_rows[i]) * (tokens.size(1) - 1)
+            for chunk in rows.split(micro_batch_size) if len(rows) else []:  # none on this rank
                 losses = token_losses(model, chunk, autocast)
                 (losses.sum() / domain_tokens).backward()
                 loss_sum += losses.sum().item()
-            flat = torch.cat(
+            gradients[i] = torch.cat(
                 [
                     (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
                     for p in params
                 ]
             )
-            gradients[i] = flat * min(1.0, self.grad_clip / (flat.norm().item() + 1e-6))
             model.zero_grad(set_to_none=True)
+        distributed.all_reduce_sum_(gradients)
+        for i in map(int, np.flatnonzero(present)):  # each domain's batch gradient, clipped
+            gradients[i] *= min(1.0, self.grad_clip / (gradients[i].norm().item() + 1e-6))
 
         gram = (gradients @ gradients.T).double().cpu().numpy()
         scores = doge_scores(gram, present)
@@ -104,6 +107,7 @@ class DoGE:
 
     def settings(self) -> dict:
         return {
+            "method": "doge",
             "domains": len(self.log_weights),
             "mu": self.mu,
             "lr": self.lr,
@@ -112,14 +116,12 @@ class DoGE:
 
     def state_dict(self) -> dict:
         return {
-            "settings": self.settings(),
             "log_weights": self.log_weights.tolist(),
             "trajectory": self.trajectory,
             "gradient_flops": self.gradient_flops,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        check_resumable("DoGE", state["settings"], self.settings())
         self.log_weights = np.array(state["log_weights"])
         self.trajectory = [list(w) for w in state["trajectory"]]
         self.gradient_flops = state["gradient_flops"]
@@ -140,7 +142,7 @@ class DoGE:
 
 
 def train_doge(
-    shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     tokenizer_dir: str | Path,
     model: str | dict,
     train_config: dict,
@@ -149,19 +151,19 @@ def train_doge(
     lr: float | None = None,
     device: str | None = None,
 ) -> dict:
-    """Train DoGE's proxy on ``shards`` (domain -> train parquet); each domain's gradient is
+    """Train DoGE's proxy on ``tokens`` (domain -> token directory); each domain's gradient is
     clipped to the schedule's ``grad_clip``. The weights are in the summary's ``reweighting``."""
     from .train import TrainConfig, train_from_scratch
 
     grad_clip = TrainConfig(**train_config).grad_clip
     return train_from_scratch(
-        shards,
+        tokens,
         tokenizer_dir,
         model,
         train_config,
         out_dir,
         device=device,
-        reweighter=DoGE(len(shards), mu, grad_clip, lr),
+        reweighter=DoGE(len(tokens), mu, grad_clip, lr),
     )
 
 

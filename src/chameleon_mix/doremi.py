@@ -24,30 +24,31 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
+from .checkpoints import state_digest
 from .train import token_losses
-
-
-def check_resumable(method: str, saved: dict, current: dict) -> None:
-    """A checkpoint resumes only the run that wrote it: same domains and settings."""
-    if saved != current:
-        raise ValueError(
-            f"the checkpoint's {method} settings {saved} differ from this run's {current}; "
-            "delete the run's checkpoints/ directory to start it afresh"
-        )
 
 
 def excess_losses(
     proxy: np.ndarray, reference: np.ndarray, domains: np.ndarray, previous: np.ndarray
 ) -> np.ndarray:
-    """Per-domain clipped excess loss ``λ`` (k,).
+    """Per-domain clipped excess loss ``λ`` (k,) of the whole batch, over all ranks.
 
-    ``proxy``, ``reference``: per-token losses (n, T); ``domains``: each row's domain (n,);
-    ``previous``: the last ``λ`` (k,), kept for domains with no row in this batch.
+    ``proxy``, ``reference``: per-token losses (n, T) of this rank's rows; ``domains``: each
+    row's domain (n,); ``previous``: the last ``λ`` (k,), kept for domains with no row in the
+    batch. Each rank sums its rows' excess losses and counts its tokens per domain; the sums
+    and counts are all-reduced, so ``λ`` (and with it ``α``) is the same on every rank.
     """
     clipped = np.maximum(proxy - reference, 0.0)
-    excess = np.array(previous, dtype=np.float64)
+    k = len(previous)
+    sums, counts = np.zeros(k), np.zeros(k)
     for i in np.unique(domains):
-        excess[i] = clipped[domains == i].mean()
+        rows = clipped[domains == i]
+        sums[i], counts[i] = rows.sum(), rows.size
+    sums, counts = np.split(distributed.all_reduce_sum(np.concatenate([sums, counts])), 2)
+    seen = counts > 0
+    excess = np.array(previous, dtype=np.float64)
+    excess[seen] = sums[seen] / counts[seen]
     return excess
 
 
@@ -64,6 +65,7 @@ class DoReMi:
 
     def __init__(self, reference: torch.nn.Module, k: int, eta: float = 1.0, eps: float = 1e-3):
         self.reference = reference.eval().requires_grad_(False)
+        self.reference_digest = state_digest(reference)  # a retrained reference is another run
         self.eta, self.eps = eta, eps
         self.weights = np.full(k, 1.0 / k)
         self.excess = np.zeros(k)
@@ -95,27 +97,36 @@ class DoReMi:
         self.weights = doremi_update(self.weights, self.excess, self.eta, self.eps)
         self.trajectory.append(self.weights.tolist())
 
-        # Σ_i α_i · (mean loss of domain i) = Σ_tokens α_d / N_d · ℓ: each token's coefficient.
-        per_domain_tokens = np.bincount(rows, minlength=len(self.weights)) * proxy_all.size(1)
+        # Σ_i α_i · (mean loss of domain i) = Σ_tokens α_d / N_d · ℓ: each token's coefficient,
+        # N_d counted over the whole batch. DDP averages the ranks' gradients: times the ranks.
+        local_tokens = np.bincount(rows, minlength=len(self.weights)) * proxy_all.size(1)
+        per_domain_tokens = distributed.all_reduce_sum(local_tokens.astype(np.float64))
         coefficient = torch.tensor(
-            self.weights / np.maximum(per_domain_tokens, 1), dtype=torch.float32
+            self.weights * distributed.world_size() / np.maximum(per_domain_tokens, 1),
+            dtype=torch.float32,
         ).to(tokens.device)
-        for chunk, chunk_domains, losses in zip(
-            chunks, domains.split(micro_batch_size), proxy_losses
+        for i, (chunk, chunk_domains, losses) in enumerate(
+            zip(chunks, domains.split(micro_batch_size), proxy_losses)
         ):
-            if not single:
-                losses = token_losses(model, chunk, autocast)
-            (losses.sum(dim=1) * coefficient[chunk_domains]).sum().backward()
+            with distributed.sync_gradients(model, last=i == len(chunks) - 1):
+                if not single:
+                    losses = token_losses(model, chunk, autocast)
+                (losses.sum(dim=1) * coefficient[chunk_domains]).sum().backward()
         self.reference_tokens += proxy_all.numel()
         self.recomputed_tokens += 0 if single else proxy_all.numel()
         return proxy_all.mean().item()
 
     def settings(self) -> dict:
-        return {"domains": len(self.weights), "eta": self.eta, "eps": self.eps}
+        return {
+            "method": "doremi",
+            "domains": len(self.weights),
+            "eta": self.eta,
+            "eps": self.eps,
+            "reference": self.reference_digest,
+        }
 
     def state_dict(self) -> dict:
         return {
-            "settings": self.settings(),
             "weights": self.weights.tolist(),
             "excess": self.excess.tolist(),
             "trajectory": self.trajectory,
@@ -124,7 +135,6 @@ class DoReMi:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        check_resumable("DoReMi", state["settings"], self.settings())
         self.weights = np.array(state["weights"])
         self.excess = np.array(state["excess"])
         self.trajectory = [list(w) for w in state["trajectory"]]
@@ -147,7 +157,7 @@ class DoReMi:
 
 
 def train_doremi(
-    shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     tokenizer_dir: str | Path,
     reference_dir: str | Path,
     model: str | dict,
@@ -157,8 +167,8 @@ def train_doremi(
     eps: float = 1e-3,
     device: str | None = None,
 ) -> dict:
-    """Train DoReMi's proxy on ``shards`` (domain -> train parquet) against the reference model
-    in ``reference_dir``; the weights are in the returned summary under ``reweighting``."""
+    """Train DoReMi's proxy on ``tokens`` (domain -> token directory) against the reference
+    model in ``reference_dir``; the weights are in the returned summary under ``reweighting``."""
     from .model import load_model
     from .tokenizer import load_tokenizer
     from .train import train_from_scratch
@@ -171,13 +181,13 @@ def train_doremi(
             f"the tokenizer {tokenizer_dir} {vocabulary}; train the reference with this tokenizer"
         )
     return train_from_scratch(
-        shards,
+        tokens,
         tokenizer_dir,
         model,
         train_config,
         out_dir,
         device=device,
-        reweighter=DoReMi(reference, len(shards), eta, eps),
+        reweighter=DoReMi(reference, len(tokens), eta, eps),
     )
 
 

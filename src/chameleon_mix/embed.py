@@ -1,9 +1,16 @@
 """Domain embeddings: the mean, over sampled windows, of the proxy's hidden state after block L.
 
-Each sample is a random window of at most ``seq_len`` tokens from a random document of the
-domain's train shard. Its embedding is the hidden state after block ``layer`` (1-based,
-before the final layer norm), averaged over its real tokens (or over all padded positions,
-as the authors' code does, when ``include_padding``). Only blocks ``1..layer`` run.
+The windows come from the domain's train token files (:mod:`chameleon_mix.tokens`), seeded, in
+one of two protocols (``embedding.sampling``):
+
+* ``stream`` (the authors' code): ``seq_len`` tokens at a uniformly random offset of the
+  domain's token stream, crossing document boundaries (EOS) like the trainer's windows;
+* ``document``: a random document (without replacement while they last), then a uniformly
+  placed window of up to ``seq_len`` tokens inside it, so short documents give short windows.
+
+A window's embedding is the hidden state after block ``layer`` (1-based, before the final
+layer norm), averaged over its real tokens (or over all padded positions, as the authors' code
+does, when ``include_padding``). Only blocks ``1..layer`` run.
 
 The model is the proxy (pretraining) or the pretrained model itself (finetuning), so any
 Hugging Face decoder works: GPT-2's ``transformer.h``, Llama's ``model.layers``, ...
@@ -23,25 +30,51 @@ def middle_layer(n_layer: int) -> int:
     return max(1, n_layer // 2)
 
 
-def sample_windows(
-    texts: list[str], tokenizer, samples: int, seq_len: int, seed: int
+SAMPLING = ("stream", "document")
+
+
+def stream_windows(tokens: np.ndarray, samples: int, seq_len: int, seed: int) -> list[np.ndarray]:
+    """``samples`` windows of exactly ``seq_len`` tokens at uniformly random offsets of the
+    token stream ``tokens``; a window may span several documents and their EOS tokens."""
+    if len(tokens) < seq_len:
+        raise ValueError(
+            f"the domain has {len(tokens)} tokens, fewer than one window of seq_len={seq_len}; "
+            "lower embedding.seq_len or sample more documents"
+        )
+    starts = np.random.default_rng(seed).integers(0, len(tokens) - seq_len + 1, size=samples)
+    return [np.asarray(tokens[s : s + seq_len], dtype=np.int64) for s in starts]
+
+
+def document_windows(
+    tokens: np.ndarray, offsets: np.ndarray, samples: int, seq_len: int, seed: int
 ) -> list[np.ndarray]:
-    """``samples`` token windows: documents drawn uniformly (without replacement while they
-    last), then a uniformly placed window of up to ``seq_len`` tokens in each."""
+    """``samples`` windows: documents (``tokens[offsets[i]:offsets[i + 1]]``, EOS last) drawn
+    uniformly without replacement while they last, then a uniformly placed window of up to
+    ``seq_len`` of the document's own tokens (its EOS alone when it has none)."""
     rng = np.random.default_rng(seed)
-    if not texts:
+    n = len(offsets) - 1
+    if n < 1:
         raise ValueError("no documents to embed")
-    order = np.concatenate([rng.permutation(len(texts)) for _ in range(-(-samples // len(texts)))])[
-        :samples
-    ]
-    ids = tokenizer([texts[i] for i in order], add_special_tokens=False)["input_ids"]
+    order = np.concatenate([rng.permutation(n) for _ in range(-(-samples // n))])[:samples]
     windows = []
-    for doc in ids:
-        if not doc:
-            doc = [tokenizer.eos_token_id]
+    for i in order:
+        doc = tokens[offsets[i] : offsets[i + 1] - 1]
+        if len(doc) == 0:
+            doc = tokens[offsets[i] : offsets[i + 1]]
         start = rng.integers(0, max(1, len(doc) - seq_len + 1))
         windows.append(np.asarray(doc[start : start + seq_len], dtype=np.int64))
     return windows
+
+
+def sample_windows(
+    tokens: np.ndarray, offsets: np.ndarray, samples: int, seq_len: int, seed: int, sampling: str
+) -> list[np.ndarray]:
+    """The ``sampling`` protocol's windows of a domain's token stream and document offsets."""
+    if sampling == "stream":
+        return stream_windows(tokens, samples, seq_len, seed)
+    if sampling == "document":
+        return document_windows(tokens, offsets, samples, seq_len, seed)
+    raise ValueError(f"unknown embedding sampling {sampling!r}; use one of {', '.join(SAMPLING)}")
 
 
 def decoder_blocks(model) -> tuple[torch.nn.Module, str]:
@@ -135,25 +168,26 @@ class DomainEmbedding:
 
 def embed_domain(
     model,
-    tokenizer,
-    texts: list[str],
+    pad_id: int,
+    tokens: np.ndarray,
+    offsets: np.ndarray,
     samples: int,
     seq_len: int,
+    sampling: str,
     layer: int | None = None,
     batch_size: int = 64,
     include_padding: bool = False,
     seed: int = 0,
     device: str | None = None,
 ) -> DomainEmbedding:
-    """Embed one domain with a causal LM (modified in place: later blocks are dropped)."""
+    """Embed one domain, its token stream ``tokens`` with document ``offsets``, with a causal
+    LM (modified in place: later blocks are dropped)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     layer = middle_layer(model.config.num_hidden_layers) if layer is None else layer
     seq_len = min(seq_len, model.config.max_position_embeddings)
-    windows = sample_windows(texts, tokenizer, samples, seq_len, seed)
+    windows = sample_windows(tokens, offsets, samples, seq_len, seed, sampling)
     trunk = truncate_to_layer(model, layer)
-    sample_embeddings = embed_windows(
-        trunk, windows, tokenizer.pad_token_id, batch_size, include_padding, device
-    )
+    sample_embeddings = embed_windows(trunk, windows, pad_id, batch_size, include_padding, device)
     return DomainEmbedding(
         mean=sample_embeddings.astype(np.float64).mean(axis=0),
         samples=sample_embeddings,
@@ -180,7 +214,7 @@ def checkpoint_dir(model_dir: str | Path, checkpoint: str) -> Path:
 def embed_domain_to_files(
     model_dir: str | Path,
     checkpoint: str,
-    shard: str | Path,
+    token_dir: str | Path,
     settings: dict,
     out_embedding: str | Path,
     out_samples: str | Path,
@@ -188,23 +222,27 @@ def embed_domain_to_files(
     model_name: str,
     device: str | None = None,
 ) -> DomainEmbedding:
-    """The embedding rule: a domain's train shard -> ``.npy`` mean, per-sample ``.npy``, JSON.
+    """The embedding rule: a domain's train token files (``token_dir``, written with the
+    model's tokenizer) -> ``.npy`` mean, per-sample ``.npy``, JSON.
 
     ``model_name`` (the proxy's name, or the pretrained model's path) goes into the JSON.
     """
-    from .io import atomic_path, sha256_file, write_json
+    from .io import atomic_path, write_json
     from .model import architecture, load_pretrained
-    from .tokenizer import read_texts
+    from .tokens import check_tokenizer, read_offsets, read_tokens
 
     path = checkpoint_dir(model_dir, checkpoint)
     model, tokenizer = load_pretrained(path)
+    stats = check_tokenizer(token_dir, tokenizer, f"the tokenizer of {path}")
     spec = architecture(model.config)
     result = embed_domain(
         model,
-        tokenizer,
-        read_texts([shard]),
+        tokenizer.pad_token_id,
+        read_tokens(token_dir, "train"),
+        read_offsets(token_dir, "train"),
         samples=settings["samples"],
         seq_len=settings["seq_len"],
+        sampling=settings["sampling"],
         layer=settings.get("layer"),
         batch_size=settings.get("batch_size", 64),
         include_padding=settings.get("include_padding", False),
@@ -226,10 +264,11 @@ def embed_domain_to_files(
             "samples": len(result.samples),
             "tokens": result.tokens,
             "seq_len": settings["seq_len"],
+            "sampling": settings["sampling"],
             "include_padding": settings.get("include_padding", False),
             "seed": settings.get("seed", 0),
             "dtype": "bfloat16" if torch.cuda.is_available() and device != "cpu" else "float32",
-            "shard_sha256": sha256_file(shard),
+            "tokens_sha256": stats["splits"]["train"]["sha256"],
         },
     )
     return result

@@ -3,7 +3,8 @@
 Perplexity rule: every test document is scored on its own as ``EOS + tokens``; the sequence is
 cut into consecutive windows of at most ``seq_len`` predicted tokens that overlap by one token,
 so each token is predicted exactly once, conditioned only on earlier tokens of its own window.
-Perplexity is ``exp(total NLL / total predicted tokens)`` over the domain.
+Perplexity is ``exp(total NLL / total predicted tokens)`` over the domain. The documents are read
+from the domain's token files (their offsets delimit them); nothing is tokenized here.
 
 Downstream tasks work offline: :func:`build_local_tasks` writes lm-eval task configs over a
 dataset's held-out text (multiple-choice continuation, rolling log-likelihood), run through
@@ -16,6 +17,7 @@ import difflib
 import json
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,38 +26,71 @@ import torch
 from .io import atomic_path, write_json
 
 
-def document_windows(ids: list[int], eos: int, seq_len: int) -> list[list[int]]:
+def document_windows(ids: Sequence[int], eos: int, seq_len: int) -> list[list[int]]:
     """Windows of ``seq_len + 1`` tokens (inputs + shifted targets) covering ``EOS + ids``."""
-    sequence = [eos, *ids]
+    sequence = [eos, *np.asarray(ids, dtype=np.int64).tolist()]
     return [sequence[s : s + seq_len + 1] for s in range(0, max(1, len(sequence) - 1), seq_len)]
+
+
+def eval_device(device: str | None) -> str:
+    """The device models are scored on: the given one, else CUDA when there is a GPU."""
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+CPU_BATCH_SIZE = 16  # `batch_size: auto` on the CPU, where memory does not bound the batch
+LARGEST_BATCH_SIZE = 1024
+
+
+@torch.no_grad()
+def fitting_batch_size(model, seq_len: int, device: torch.device) -> int:
+    """The largest power-of-two batch of ``seq_len``-token windows (up to 1024) whose forward
+    pass fits on ``device``, found by trying; ``CPU_BATCH_SIZE`` on the CPU."""
+    if device.type != "cuda":
+        return CPU_BATCH_SIZE
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16)
+    size = LARGEST_BATCH_SIZE
+    while size > 1:
+        try:
+            with autocast:
+                logits = model(torch.zeros(size, seq_len, dtype=torch.long, device=device)).logits
+            logits.float()  # the scoring's float32 copy of the logits must fit too
+            return size
+        except torch.cuda.OutOfMemoryError:
+            size //= 2
+        finally:
+            torch.cuda.empty_cache()
+    return 1
 
 
 @torch.no_grad()
 def perplexity(
     model,
-    tokenizer,
-    texts: list[str],
+    documents: Sequence[Sequence[int]],
+    eos: int,
     seq_len: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | str = "auto",
     device: str | None = None,
 ) -> dict:
-    """Token-level perplexity of ``model`` on ``texts``: {"tokens", "nll", "perplexity"}."""
-    if not texts:
+    """Token-level perplexity of ``model`` on ``documents`` (each its token ids, without EOS):
+    {"tokens", "nll", "perplexity"}. ``batch_size="auto"``: the largest that fits the GPU
+    (:func:`fitting_batch_size`)."""
+    if not len(documents):
         raise ValueError("no test documents to score")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(eval_device(device))
     seq_len = min(
         seq_len or model.config.max_position_embeddings, model.config.max_position_embeddings
     )
     model.to(device).eval()
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    windows = [w for doc in ids for w in document_windows(doc, tokenizer.eos_token_id, seq_len)]
+    if batch_size == "auto":
+        batch_size = fitting_batch_size(model, seq_len, device)
+    windows = [w for doc in documents for w in document_windows(doc, eos, seq_len)]
     windows.sort(key=len)  # batches of similar length pad little
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
     total_nll, total_tokens = 0.0, 0
     for start in range(0, len(windows), batch_size):
         batch = windows[start : start + batch_size]
         width = max(len(w) for w in batch)
-        tokens = torch.full((len(batch), width), tokenizer.eos_token_id, dtype=torch.long)
+        tokens = torch.full((len(batch), width), eos, dtype=torch.long)
         targets = torch.full((len(batch), width - 1), -100, dtype=torch.long)
         for row, window in enumerate(batch):
             tokens[row, : len(window)] = torch.tensor(window)
@@ -80,24 +115,28 @@ def perplexity(
 
 def domain_perplexities(
     model_dir: str | Path,
-    test_shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     out_json: str | Path,
-    batch_size: int = 16,
+    batch_size: int | str = "auto",
 ) -> dict:
-    """Perplexity per domain test shard, written as JSON (domain -> tokens, nll, perplexity)."""
+    """Perplexity on each domain's test split (domain -> token directory, written with the
+    model's tokenizer), written as JSON (domain -> tokens, nll, perplexity)."""
     from .model import load_model
-    from .tokenizer import load_tokenizer, read_texts
+    from .tokenizer import load_tokenizer
+    from .tokens import check_tokenizer, documents, read_offsets, read_tokens
 
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir)
     results = {}
-    for domain, shard in test_shards.items():
-        texts = read_texts([shard])
-        if not texts:
+    for domain, directory in tokens.items():
+        check_tokenizer(directory, tokenizer, f"the tokenizer of {model_dir}")
+        test = documents(read_tokens(directory, "test"), read_offsets(directory, "test"))
+        if not test:
             raise ValueError(
-                f"domain {domain!r}: test shard {shard} is empty; resample with test > 0"
+                f"domain {domain!r}: the test split of {directory} is empty; resample it "
+                "with splits.test > 0"
             )
-        results[domain] = perplexity(model, tokenizer, texts, batch_size=batch_size)
+        results[domain] = perplexity(model, test, tokenizer.eos_token_id, batch_size=batch_size)
         print(f"{domain}: perplexity {results[domain]['perplexity']:.3f}", flush=True)
     write_json(out_json, results)
     return results
@@ -228,7 +267,7 @@ def downstream(
     local_task_dir: str | Path,
     out_json: str | Path,
     limit: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | str = "auto",
 ) -> dict:
     """Run lm-eval on the saved model for every task and shot count; scores are averaged
     over shots. ``local`` in ``tasks`` means the task configs in ``local_task_dir``.
@@ -243,7 +282,13 @@ def downstream(
     local_tasks = [p.stem for p in sorted(Path(local_task_dir).glob("*.yaml"))]
     manager = TaskManager(include_path=str(Path(local_task_dir).resolve()))
     names = resolve_tasks(tasks, local_tasks, manager)
-    model = load_model(model_dir)
+    # HFLM scores a model object on the device it is on, in its dtype: put it on the GPU in
+    # bf16 first (left on the CPU in fp32, a 684M model's 13 tasks x 6 shots would not finish).
+    model = load_model(model_dir, device=eval_device(None))
+    if model.device.type == "cuda":
+        model = model.to(torch.bfloat16)
+    if batch_size == "auto" and model.device.type != "cuda":
+        batch_size = CPU_BATCH_SIZE  # lm-eval's own search ("auto") probes GPU memory
     lm = HFLM(
         pretrained=model,
         tokenizer=load_tokenizer(model_dir),

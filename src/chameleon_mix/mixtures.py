@@ -34,7 +34,9 @@ def check_weights(weights: dict[str, float], domains: list[str], what: str) -> d
         raise ValueError(f"{what}: weights must be >= 0, got {negative}")
     total = sum(weights.values())
     if abs(total - 1.0) > SUM_TOLERANCE:
-        raise ValueError(f"{what}: weights sum to {total:.4f}, not 1; fix them so they do")
+        raise ValueError(
+            f"{what}: weights sum to {total:.4f}, not 1 (within {SUM_TOLERANCE}); fix them so they do"
+        )
     return {d: weights[d] / total for d in domains}
 
 

@@ -5,7 +5,10 @@ Sizes follow the paper's Table 8 (hidden dim 4x the embedding width); ``tiny`` i
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+VOCAB_MULTIPLE = 64  # GPU matrix multiplies run fastest on dimensions that are multiples of 64
 
 MODEL_SIZES = {
     "tiny": {"n_layer": 2, "n_head": 4, "n_embd": 128, "n_inner": 512},
@@ -53,6 +56,68 @@ def build_model(model: str | dict, vocab_size: int, seq_len: int, bos_eos_id: in
         **model_spec(model),
     )
     return GPT2LMHeadModel._from_config(config, attn_implementation="sdpa")
+
+
+# Causal LMs whose logits are exactly ``lm_head(base_model(ids).last_hidden_state)`` (no logit
+# scaling or soft-capping): the trainer may pad their vocabulary and chunk their LM head.
+PLAIN_HEADS = {"gpt2", "llama", "mistral", "qwen2", "gpt_neox"}
+
+
+def has_plain_head(model) -> bool:
+    return model.config.model_type in PLAIN_HEADS
+
+
+def vocabulary_matrices(model) -> list:
+    """The parameters with a row per vocabulary entry: the token embedding and, when not
+    tied to it, the LM head."""
+    matrices = [model.get_input_embeddings().weight]
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not matrices[0]:
+        matrices.append(head.weight)
+    return matrices
+
+
+def pad_vocabulary(model, multiple: int = VOCAB_MULTIPLE) -> int:
+    """Grow the embedding matrix (and an untied LM head) in place to a multiple of ``multiple``
+    rows with zero rows, for faster matrix multiplies; returns the real vocabulary size.
+
+    The tokenizer is unchanged: no input is a padded id, and :class:`~chameleon_mix.train.
+    TokenLoss` gives the padded logits -inf, so they are never predicted and their rows get no
+    gradient (they stay zero). :func:`unpadded` hides them again for saving.
+    """
+    vocab = model.config.vocab_size
+    padded = -(-vocab // multiple) * multiple
+    head = model.get_output_embeddings()
+    if padded == vocab or (head is not None and getattr(head, "bias", None) is not None):
+        return vocab  # a head with a bias would need it padded too: leave such a model as it is
+    for matrix in vocabulary_matrices(model):
+        grown = matrix.new_zeros(padded, matrix.size(1))
+        grown[:vocab] = matrix.data
+        matrix.data = grown  # the same Parameter: ties and optimizer references hold
+    model.config.vocab_size = padded
+    return vocab
+
+
+def unpad_vocabulary(model, vocab_size: int) -> None:
+    """Cut the embedding matrix (and an untied LM head) back to ``vocab_size`` rows in place."""
+    for matrix in vocabulary_matrices(model):
+        matrix.data = matrix.data[:vocab_size]
+    model.config.vocab_size = vocab_size
+
+
+@contextlib.contextmanager
+def unpadded(model, vocab_size: int | None):
+    """``model`` as its tokenizer sees it (``vocab_size`` rows; None: as it is) for the block,
+    to be saved; the padded rows return afterwards."""
+    padded, full = model.config.vocab_size, [m.data for m in vocabulary_matrices(model)]
+    if vocab_size is not None:
+        unpad_vocabulary(model, vocab_size)
+    try:
+        yield model
+    finally:
+        for matrix, data in zip(vocabulary_matrices(model), full):
+            matrix.data = data
+        model.config.vocab_size = padded
 
 
 def architecture(config) -> dict:

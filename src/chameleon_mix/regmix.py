@@ -79,8 +79,7 @@ def best_mixture(
 
 def regmix_run(
     index: int,
-    train_shards: dict[str, str | Path],
-    val_shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     tokenizer_dir: str | Path,
     model: str | dict,
     train_config: dict,
@@ -91,23 +90,26 @@ def regmix_run(
     prior: dict[str, float] | None = None,
     device: str | None = None,
 ) -> dict:
-    """Train run ``index`` on its mixture and write its per-domain validation losses.
+    """Train run ``index`` on its mixture of the train splits of ``tokens`` (domain -> token
+    directory) and write its loss on each domain's validation split.
 
-    ``prior=None`` takes the token counts of the train shards. The model is trained in a
+    ``prior=None`` takes the token counts of the train splits. The model is trained in a
     temporary directory: only the JSON (mixture, losses, FLOPs) is kept.
     """
     import torch
 
+    from . import distributed
     from .evaluate import perplexity
     from .flops import forward_flops, training_flops
     from .io import write_json
     from .model import build_model, model_spec
-    from .tokenizer import load_tokenizer, read_texts
+    from .tokenizer import load_tokenizer
+    from .tokens import documents, read_offsets, read_tokens
     from .train import TrainConfig, token_streams, train
 
     cfg = TrainConfig(**train_config)
     tokenizer = load_tokenizer(tokenizer_dir)
-    streams = token_streams(train_shards, tokenizer)
+    streams, digests = token_streams(tokens, tokenizer, f"the tokenizer {tokenizer_dir}")
     names = list(streams)
     if prior is None:
         counts = np.array([len(streams[n]) for n in names], dtype=np.float64)
@@ -121,11 +123,14 @@ def regmix_run(
     net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
     Path(out_json).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=Path(out_json).parent) as tmp:
-        log = train(net, streams, weights, cfg, tmp, device=device)
+        log = train(net, streams, weights, cfg, tmp, device=device, data_digests=digests)
+    if not distributed.is_main():  # a data-parallel run: rank 0 alone evaluates and writes
+        return {}
     spec = model_spec(model)
     losses, evaluated = {}, 0
-    for name, shard in val_shards.items():
-        scored = perplexity(net, tokenizer, read_texts([shard]), seq_len=cfg.seq_len)
+    for name, directory in tokens.items():
+        val = documents(read_tokens(directory, "val"), read_offsets(directory, "val"))
+        scored = perplexity(net, val, tokenizer.eos_token_id, seq_len=cfg.seq_len)
         losses[name] = scored["nll"] / scored["tokens"]
         evaluated += scored["tokens"]
     train_flops = training_flops(spec, log["tokens_total"], cfg.seq_len)

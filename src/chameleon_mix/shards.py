@@ -5,26 +5,42 @@ with the smallest keys (a bottom-k sample), found in one pass with ``O(n)`` memo
 order or size of the source. Consequences the tests rely on:
 
 * same seed and sources => the same documents in the same order => byte-identical parquet;
-* identical texts share a key, so exact duplicates are dropped for free;
+* identical texts share a key, so exact duplicates are dropped for free (the copy kept is the
+  first in (file, record) order, so not even the ``source`` column depends on reading order);
 * the splits are consecutive key ranges (test, val, train), hence disjoint;
-* a mixed source is partitioned in a single pass (one bottom-k per domain value), and sampling
-  a domain from its partition picks exactly what sampling the raw source would have picked.
+* the bottom-k of a union is the bottom-k of the parts' bottom-k, so a mixed source is
+  partitioned by scatter-gather: one job per group of files keeps a bottom-k per domain value
+  (:func:`partition_part`), one merge per domain takes the bottom-k of those
+  (:func:`sample_partition`), and the result is exactly what a single pass over the whole
+  source, or sampling the domain's records directly, would have picked.
 """
 
 from __future__ import annotations
 
-import hashlib
+import glob
 import heapq
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import xxhash
 
 from .io import atomic_path, write_json
-from .sources import Document, ReadStats, SourceError, describe, get_field, iter_documents
+from .sources import (
+    ReadStats,
+    SourceError,
+    describe,
+    field_getter,
+    iter_documents,
+    iter_records,
+    resolve_files,
+    source_bytes,
+    text_getter,
+)
 
 SPLITS = ("train", "val", "test")
 # Held-out splits come first in key order so that growing `train` never moves a held-out doc.
@@ -32,40 +48,65 @@ KEY_ORDER = ("test", "val", "train")
 SCHEMA = pa.schema(
     [("text", pa.string()), ("source", pa.string()), ("record", pa.int64()), ("key", pa.uint64())]
 )
+# A partition part: every domain value's bottom-k, one row group per value.
+PART_SCHEMA = pa.schema(
+    [
+        ("value", pa.string()),
+        ("key", pa.uint64()),
+        ("text", pa.string()),
+        ("source", pa.string()),
+        ("record", pa.int64()),
+        ("copies", pa.int64()),  # how often the text occurs in the part's files
+    ]
+)
+
+
+def key_function(seed: int) -> Callable[[str], int]:
+    """A text's sampling key under ``seed``: the seeded 64-bit XXH3 hash of its UTF-8 bytes
+    (a uniform hash; at over 10 GB/s it costs nothing next to parsing the JSON)."""
+    xxh3 = xxhash.xxh3_64_intdigest
+
+    def key(text: str) -> int:
+        return xxh3(text.encode("utf-8"), seed)
+
+    return key
 
 
 def document_key(text: str, seed: int) -> int:
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8, salt=seed.to_bytes(16, "little"))
-    return int.from_bytes(digest.digest(), "little")
+    return key_function(seed)(text)
 
 
 class BottomK:
-    """The ``n`` distinct documents with the smallest keys seen so far."""
+    """The ``n`` distinct texts with the smallest keys offered so far, with their copy counts."""
 
     def __init__(self, n: int):
         self.n = n
-        self.heap: list[tuple[int, str, str, int]] = []  # (-key, text, source, record)
-        self.keys: set[int] = set()
-        self.duplicates = 0
+        self.heap: list[int] = []  # -key of every kept text: heap[0] is minus the largest key
+        self.rows: dict[int, list] = {}  # key -> [text, source, record, copies]
 
-    def offer(self, key: int, doc: Document) -> None:
-        if key in self.keys:
-            self.duplicates += 1
+    def offer(self, key: int, text: str, source: str, record: int, copies: int = 1) -> None:
+        heap = self.heap
+        full = len(heap) >= self.n
+        if full and key > -heap[0]:
+            return  # the common case once the sample is full: larger than everything kept
+        row = self.rows.get(key)
+        if row is not None:  # another copy: keep the first in (source, record) order
+            row[3] += copies
+            if (source, record) < (row[1], row[2]):
+                row[0], row[1], row[2] = text, source, record
             return
-        if len(self.heap) < self.n:
-            heapq.heappush(self.heap, (-key, doc.text, doc.source, doc.record))
-            self.keys.add(key)
-        elif key < -self.heap[0][0]:
-            evicted = heapq.heapreplace(self.heap, (-key, doc.text, doc.source, doc.record))
-            self.keys.discard(-evicted[0])
-            self.keys.add(key)
+        if full:
+            del self.rows[-heapq.heapreplace(heap, -key)]
+        else:
+            heapq.heappush(heap, -key)
+        self.rows[key] = [text, source, record, copies]
 
-    def sorted_rows(self) -> list[tuple[int, str, str, int]]:
-        """Rows ``(key, text, source, record)`` in increasing key order."""
-        return sorted((-neg, text, src, rec) for neg, text, src, rec in self.heap)
+    def sorted_rows(self) -> list[tuple[int, str, str, int, int]]:
+        """Rows ``(key, text, source, record, copies)`` in increasing key order."""
+        return [(key, *self.rows[key]) for key in sorted(self.rows)]
 
 
-def write_rows(path: Path, rows: list[tuple[int, str, str, int]]) -> None:
+def write_rows(path: Path, rows: list[tuple]) -> None:
     table = pa.table(
         {
             "text": [r[1] for r in rows],
@@ -79,10 +120,6 @@ def write_rows(path: Path, rows: list[tuple[int, str, str, int]]) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def _eligible(docs: Iterable[Document], min_chars: int) -> Iterable[Document]:
-    return (d for d in docs if len(d.text.strip()) >= min_chars)
-
-
 @dataclass
 class ShardStats:
     domain: str
@@ -92,9 +129,44 @@ class ShardStats:
     bytes: dict  # split -> utf-8 bytes
     mean_chars: dict  # split -> mean characters per document
     records_read: int
-    duplicates_dropped: int
+    duplicates_dropped: int  # further copies of the sampled texts
     too_short: int
     unusable_records: int
+    unusable_files: dict  # path -> {"records", "bad", "first"} for the files with unusable records
+
+
+def _write_shards(
+    domain: str,
+    sample: BottomK,
+    splits: dict[str, int],
+    out_dir: Path,
+    min_chars: int,
+    **stats,
+) -> ShardStats:
+    rows = sample.sorted_rows()
+    need = sum(splits[s] for s in SPLITS)
+    if len(rows) < need:
+        raise SourceError(
+            f"domain {domain!r} has {len(rows)} distinct documents of at least {min_chars} "
+            f"characters in {stats['source']}, fewer than the {need} that the splits ask for "
+            f"({', '.join(f'{s}={splits[s]}' for s in SPLITS)}); lower the split sizes or add data"
+        )
+    parts, start = {}, 0
+    for split in KEY_ORDER:
+        parts[split] = rows[start : start + splits[split]]
+        start += splits[split]
+    for split in SPLITS:
+        write_rows(out_dir / f"{split}.parquet", parts[split])
+    result = ShardStats(
+        domain=domain,
+        documents={s: len(parts[s]) for s in SPLITS},
+        bytes={s: sum(len(r[1].encode("utf-8")) for r in parts[s]) for s in SPLITS},
+        mean_chars={s: sum(len(r[1]) for r in parts[s]) / max(len(parts[s]), 1) for s in SPLITS},
+        duplicates_dropped=sum(r[4] for r in rows) - len(rows),
+        **stats,
+    )
+    write_json(out_dir / "stats.json", asdict(result))
+    return result
 
 
 def sample_domain(
@@ -105,107 +177,177 @@ def sample_domain(
     out_dir: str | Path,
     min_chars: int = 1,
     max_bad_fraction: float = 0.01,
-    partition_dir: str | Path | None = None,
 ) -> ShardStats:
-    """Write ``out_dir/{train,val,test}.parquet`` and ``out_dir/stats.json`` for one domain.
-
-    ``source`` may be ``{"partition": value}``: the domain's part of ``partition_dir``, written
-    by :func:`partition_source`.
-    """
-    out_dir = Path(out_dir)
-    if "partition" in source:
-        source = {"files": str(partition_file(partition_dir, source["partition"]))}
-    need = sum(splits[s] for s in SPLITS)
+    """Write ``out_dir/{train,val,test}.parquet`` and ``out_dir/stats.json`` for a domain with
+    its own source."""
     read = ReadStats()
-    sample = BottomK(need)
+    sample = BottomK(sum(splits[s] for s in SPLITS))
+    key = key_function(seed)
     candidates = 0
-    for doc in _eligible(iter_documents(source, read), min_chars):
-        candidates += 1
-        sample.offer(document_key(doc.text, seed), doc)
+    for doc in iter_documents(source, read):
+        if len(doc.text.strip()) >= min_chars:
+            candidates += 1
+            sample.offer(key(doc.text), doc.text, doc.source, doc.record)
     read.check(f"domain {domain!r} ({describe(source)})", max_bad_fraction)
-    rows = sample.sorted_rows()
-    if len(rows) < need:
-        raise SourceError(
-            f"domain {domain!r} has {len(rows)} distinct documents of at least {min_chars} "
-            f"characters in {describe(source)}, fewer than the {need} that the splits ask for "
-            f"({', '.join(f'{s}={splits[s]}' for s in SPLITS)}); lower the split sizes or add data"
-        )
-    parts, start = {}, 0
-    for split in KEY_ORDER:
-        parts[split] = rows[start : start + splits[split]]
-        start += splits[split]
-    for split in SPLITS:
-        write_rows(out_dir / f"{split}.parquet", parts[split])
-    nbytes = {s: sum(len(r[1].encode("utf-8")) for r in parts[s]) for s in SPLITS}
-    stats = ShardStats(
-        domain=domain,
+    return _write_shards(
+        domain,
+        sample,
+        splits,
+        Path(out_dir),
+        min_chars,
         seed=seed,
         source=describe(source),
-        documents={s: len(parts[s]) for s in SPLITS},
-        bytes=nbytes,
-        mean_chars={s: sum(len(r[1]) for r in parts[s]) / max(len(parts[s]), 1) for s in SPLITS},
         records_read=read.records,
-        duplicates_dropped=sample.duplicates,
         too_short=read.records - read.bad - candidates,
         unusable_records=read.bad,
+        unusable_files=read.files,
     )
-    write_json(out_dir / "stats.json", asdict(stats))
-    return stats
 
 
-def partition_source(
+def partition_groups(source: dict, files_per_job: int) -> list[dict]:
+    """The sources of a mixed source's scatter jobs: its files, sorted, ``files_per_job`` to a
+    job (each file as an escaped glob matching only itself); a hub dataset is one job."""
+    if "files" not in source:
+        return [source]
+    files = [glob.escape(str(p)) for p in resolve_files(source)]
+    return [
+        {**source, "files": files[i : i + files_per_job]}
+        for i in range(0, len(files), files_per_job)
+    ]
+
+
+def _progress_bar(source: dict):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=source_bytes(source),
+        unit="B",
+        unit_scale=True,
+        desc="reading",
+        mininterval=0.5 if sys.stderr.isatty() else 60,  # a job log gets a line a minute
+    )
+
+
+def partition_part(
     source: dict,
     domain_field: str,
     per_value: int,
     seed: int,
+    out_sample: str | Path,
+    out_stats: str | Path,
+    min_chars: int = 1,
+) -> dict:
+    """One scatter job: the ``per_value`` smallest-key documents of every value of
+    ``domain_field`` in ``source`` (a group of files), written to ``out_sample`` (parquet, one
+    row group per value) and the counts to ``out_stats`` (JSON), which it also returns.
+
+    The part does not depend on which domains are configured, so adding a domain that lives in
+    the same source reruns no part. Memory is that of the samples, whatever the files' size.
+    """
+    text_field = source.get("text_field", "text")
+    text_of, value_of, key = text_getter(text_field), field_getter(domain_field), key_function(seed)
+    read = ReadStats()
+    samples: dict[str, BottomK] = {}
+    counts: dict[str, list[int]] = {}  # value -> [records, too short]
+    documents = 0
+    with _progress_bar(source) as bar:
+        for name, number, record in iter_records(source, read, (text_field, domain_field), bar):
+            text = text_of(record)
+            if text is None:
+                read.skip("missing_text", name, f"record {number}: no string {text_field!r}")
+                continue
+            try:
+                value = str(value_of(record))
+            except KeyError:
+                read.skip("missing_field", name, f"record {number}: no field {domain_field!r}")
+                continue
+            count = counts.get(value)
+            if count is None:
+                count = counts[value] = [0, 0]
+                samples[value] = BottomK(per_value)
+            count[0] += 1
+            if len(text) < min_chars or len(text.strip()) < min_chars:
+                count[1] += 1
+                continue
+            samples[value].offer(key(text), text, name, number)
+            documents += 1
+            if documents % 4096 == 0:
+                bar.set_postfix(documents=documents, domains=len(samples), refresh=False)
+        bar.set_postfix(documents=documents, domains=len(samples), refresh=False)
+
+    with atomic_path(out_sample) as tmp, pq.ParquetWriter(tmp, PART_SCHEMA) as writer:
+        for value in sorted(samples):
+            rows = samples[value].sorted_rows()
+            columns = [[value] * len(rows)] + [[r[i] for r in rows] for i in range(5)]
+            writer.write_table(pa.table(columns, schema=PART_SCHEMA))
+    stats = {
+        "source": describe(source),
+        "domain_field": domain_field,
+        "seed": seed,
+        "per_value": per_value,
+        "read": read.to_dict(),
+        "values": {
+            value: {"records": records, "too_short": short, "sampled": len(samples[value].rows)}
+            for value, (records, short) in sorted(counts.items())
+        },
+    }
+    write_json(out_stats, stats)
+    return stats
+
+
+def sample_partition(
+    domain: str,
+    value: str,
+    parts: list[tuple[str | Path, str | Path]],
+    splits: dict[str, int],
     out_dir: str | Path,
     min_chars: int = 1,
     max_bad_fraction: float = 0.01,
-) -> dict[str, dict]:
-    """One pass over a mixed source: the ``per_value`` smallest-key documents of every value of
-    ``domain_field``, written as ``out_dir/part-NNNN.parquet`` with ``out_dir/index.json``.
-
-    The partition does not depend on which domains are configured, so adding a domain that
-    lives in the same source reuses it.
-    """
-    out_dir = Path(out_dir)
-    read = ReadStats()
-    samples: dict[str, BottomK] = {}
-    for doc in _eligible(iter_documents(source, read), min_chars):
-        try:
-            value = get_field(doc.fields, domain_field)
-        except KeyError:
-            read.missing_field += 1
-            continue
-        value = str(value)
-        if value not in samples:
-            samples[value] = BottomK(per_value)
-        samples[value].offer(document_key(doc.text, seed), doc)
-    what = f"{describe(source)} split by {domain_field!r}"
-    if not samples:
+) -> ShardStats:
+    """The merge: a domain's shards from the ``(sample, stats)`` files of every
+    :func:`partition_part` of its dataset's source, as :func:`sample_domain` writes them."""
+    need = sum(splits[s] for s in SPLITS)
+    read, values, info = ReadStats(), {}, {}
+    for _, stats_path in parts:
+        info = json.loads(Path(stats_path).read_text())
+        read.add(ReadStats.from_dict(info["read"]))
+        for v, count in info["values"].items():
+            total = values.setdefault(v, {"records": 0, "too_short": 0})
+            total["records"] += count["records"]
+            total["too_short"] += count["too_short"]
+        if info["per_value"] < need:
+            raise SourceError(
+                f"{stats_path} keeps {info['per_value']} documents per value, fewer than the "
+                f"{need} that domain {domain!r} needs; delete it to rerun the partition"
+            )
+    field = info["domain_field"]
+    if not values:
         raise SourceError(
-            f"{what}: no record has the field {domain_field!r} ({read.records} records read); "
-            "check domain_field (a dotted path such as meta.pile_set_name)"
+            f"no record has the field {field!r} ({read.records} records read); check "
+            "domain_field (a dotted path such as meta.pile_set_name)"
         )
-    read.check(what, max_bad_fraction)
-    index = {}
-    with atomic_path(out_dir, directory=True) as tmp:
-        for i, value in enumerate(sorted(samples)):
-            rows = samples[value].sorted_rows()
-            write_rows(tmp / f"part-{i:04d}.parquet", rows)
-            index[value] = {"file": f"part-{i:04d}.parquet", "documents": len(rows)}
-        write_json(tmp / "index.json", {"domain_field": domain_field, "values": index})
-    return index
-
-
-def partition_file(partition_dir: str | Path, value: str) -> Path:
-    """The partition file holding ``value``; the error lists the values that exist."""
-    partition_dir = Path(partition_dir)
-    index = json.loads((partition_dir / "index.json").read_text())
-    values = index["values"]
+    read.check(f"domain {domain!r} (the dataset's source, split by {field!r})", max_bad_fraction)
     if value not in values:
         raise SourceError(
-            f"no record has {index['domain_field']} == {value!r}; the source holds: "
-            + ", ".join(f"{v!r} ({values[v]['documents']})" for v in sorted(values))
+            f"domain {domain!r}: no record has {field} == {value!r}; the source holds: "
+            + ", ".join(f"{v!r} ({values[v]['records']})" for v in sorted(values))
         )
-    return partition_dir / values[value]["file"]
+    sample = BottomK(need)
+    columns = ["key", "text", "source", "record", "copies"]
+    for sample_path, _ in parts:
+        table = pq.read_table(sample_path, columns=columns, filters=[("value", "==", value)])
+        for row in zip(*(table.column(c).to_pylist() for c in columns)):
+            sample.offer(*row)
+    return _write_shards(
+        domain,
+        sample,
+        splits,
+        Path(out_dir),
+        min_chars,
+        seed=info["seed"],
+        source=f"records with {field} == {value!r} in the dataset's source",
+        records_read=values[value]["records"],
+        too_short=values[value]["too_short"],
+        unusable_records=read.bad,
+        unusable_files=read.files,
+    )

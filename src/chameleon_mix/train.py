@@ -1,18 +1,39 @@
 """Train a causal LM on a weighted mixture of domains: one loop for the proxy and base models.
 
-Data: each domain's train shard is tokenized once into one stream of token ids (documents
-separated by EOS). A training example is a random window of ``seq_len + 1`` tokens from a
-domain drawn from the mixture weights, so nothing is padded. The batch of step ``t`` depends
+Data: each domain's train split is its token file (:mod:`chameleon_mix.tokens`, written once
+per domain), memory-mapped: one stream of token ids, documents separated by EOS, of which a job
+holds only the pages its windows touch; nothing is tokenized here. A training example is a
+random window of ``seq_len + 1`` tokens from a domain drawn from the mixture weights, so
+nothing is padded. The batch of step ``t`` depends
 only on ``(seed, t)``; with no dropout, a run resumed from a checkpoint therefore reaches the
 same state as one that was never interrupted.
 
 Optimisation: AdamW (weight decay on matrices only), linear warmup then cosine decay to
 ``min_lr``, gradient clipping, bf16 autocast on CUDA and float32 on CPU.
 
+Data parallelism (:mod:`chameleon_mix.distributed`): under ``torchrun`` every rank draws the
+same global batch of step ``t`` and trains on its own ``batch_size / ranks`` rows, in
+micro-batches whose gradients DDP all-reduces on the last one only (``no_sync`` before), so the
+batches do not depend on the number of ranks. Rank 0 alone writes checkpoints, logs and the
+model; it picks the resume point and every rank loads it. One process is the plain loop.
+
+Speed on CUDA (each a :class:`TrainConfig` switch, off on the CPU): the model and its loss
+(:class:`TokenLoss`) compiled, the vocabulary padded to a multiple of 64, the LM head and loss
+chunked; the losses stay on the device and are read back every ``log_every`` steps; the next
+batch is copied from pinned memory while the device still runs the current step.
+
 Reweighting (DoReMi, DoGE): ``train(..., reweighter=r)`` lets ``r`` form each step's gradient
 from the same batch, through :class:`Reweighter`; everything else (batches, schedule,
 clipping, checkpoints, resume) stays this one loop. ``r``'s state is saved in every checkpoint
 and restored on resume, so a resumed reweighted run equals an uninterrupted one.
+
+Checkpoints (``out_dir/checkpoints/step-N``) hold the model, the trainer state (optimizer,
+step, tokens seen, the loss log so far, the reweighter's state) as plain data that
+``torch.load(weights_only=True)`` reads, and the run's fingerprint (:func:`run_fingerprint`).
+A run resumes from its newest checkpoint only when the fingerprints are equal; checkpoints of
+another run are moved aside to ``checkpoints.stale-N`` and the run starts afresh. A checkpoint
+that does not read back is moved aside to ``step-N.broken-M`` and the one before is tried. A
+new resume point replaces the previous one only once it has been read back.
 """
 
 from __future__ import annotations
@@ -27,8 +48,21 @@ from typing import Protocol
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 
+from . import distributed
+from .checkpoints import (
+    checkpoint_step,
+    differences,
+    latest_checkpoint,
+    read_checkpoint,
+    resume_point,
+    run_fingerprint,
+    save_checkpoint,
+    stream_digest,
+)
 from .io import atomic_path, write_json
+from .model import has_plain_head, pad_vocabulary, unpad_vocabulary, unpadded
 
 
 @dataclass
@@ -45,20 +79,32 @@ class TrainConfig:
     seed: int = 0
     checkpoints: list[int] = field(default_factory=list)  # steps kept for good
     checkpoint_every: int = 500  # resume points; only the latest is kept
+    log_every: int = 10  # steps between reading the losses back from the device
+    # Speed-ups, None = on for CUDA only (each changes float rounding, not what is computed):
+    compile: bool | None = None  # torch.compile the model and its loss
+    pad_vocab: bool | None = None  # the embedding matrix padded to a multiple of 64 rows
+    loss_chunk: int | None = None  # LM head + loss on this many tokens at a time; 0 = at once
 
 
 class Reweighter(Protocol):
     """Forms a step's gradient from its batch in place of the plain mean token loss.
 
-    ``backward`` gets the model, the batch ``tokens`` (n, seq_len + 1) int64, each row's domain
-    index ``domains`` (n,) int64 (into the domain order of ``train``), the step's learning rate,
-    the micro-batch size and the autocast context; it leaves the gradient in the parameters'
-    ``.grad`` and returns the batch's mean token loss for the log. The trainer then clips and
-    steps as usual. ``state_dict``/``load_state_dict`` carry its state through checkpoints;
-    ``summary(domains)`` goes into the training log under ``reweighting``.
+    ``backward`` gets the model (the trainer's :class:`TokenLoss`, maybe compiled and in DDP:
+    :func:`token_losses` scores with it), this rank's rows of the batch ``tokens``
+    (n, seq_len + 1) int64, each row's domain index ``domains`` (n,) int64 (into the domain
+    order of ``train``), the step's learning rate, the micro-batch size and the autocast
+    context; it leaves the whole batch's gradient in the parameters' ``.grad`` (reducing over
+    the ranks through :mod:`~chameleon_mix.distributed` what it computes from its rows) and
+    returns its rows' mean token loss for the log (the trainer averages it over the ranks). The trainer then clips and
+    steps as usual. ``settings`` (method and hyperparameters) go into the run's fingerprint;
+    ``state_dict``/``load_state_dict`` carry its state through checkpoints as plain data
+    (numbers, strings, lists, dicts); ``summary(domains)`` goes into the training log under
+    ``reweighting``.
     """
 
     def backward(self, model, tokens, domains, lr: float, micro_batch_size: int, autocast): ...
+
+    def settings(self) -> dict: ...
 
     def state_dict(self) -> dict: ...
 
@@ -67,23 +113,67 @@ class Reweighter(Protocol):
     def summary(self, domains: list[str]) -> dict: ...
 
 
+LOSS_CHUNK_TOKENS = 8192  # tokens per piece of the chunked loss on CUDA (loss_chunk=None)
+
+
+class TokenLoss(torch.nn.Module):
+    """Next-token cross-entropy of a causal LM at every position: ``tokens`` (n, T + 1) ->
+    losses (n, T) in float32, or their mean with ``reduction="mean"``. The one module the
+    trainer compiles and wraps in DDP, so the loss is compiled with the model.
+
+    ``vocab_size``: the real vocabulary when the model's embedding matrix was padded
+    (:func:`~chameleon_mix.model.pad_vocabulary`): the padded logits get -inf, so they are never
+    predicted. ``chunk_tokens``: the LM head and the cross-entropy run on that many positions at
+    a time, each piece recomputed in the backward pass (activation checkpointing), so the float32
+    logits of the whole batch never exist at once; the per-token losses are still returned
+    (DoReMi needs them). Neither: the model's own logits, as before.
+    """
+
+    def __init__(self, model, vocab_size: int | None = None, chunk_tokens: int | None = None):
+        super().__init__()
+        self.model = model
+        self.chunk_tokens = chunk_tokens
+        padded = model.config.vocab_size
+        self.direct = not chunk_tokens and vocab_size in (None, padded)
+        if not self.direct:
+            mask = torch.zeros(padded)
+            mask[vocab_size or padded :] = float("-inf")
+            self.register_buffer("logit_mask", mask, persistent=False)
+
+    def forward(self, tokens: torch.Tensor, reduction: str = "none") -> torch.Tensor:
+        inputs, targets = tokens[:, :-1], tokens[:, 1:].reshape(-1)
+        if self.direct:
+            logits = self.model(inputs).logits
+            losses = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.size(-1)), targets, reduction=reduction
+            )
+            return losses if reduction == "mean" else losses.view(tokens.size(0), -1)
+        hidden = self.model.base_model(inputs).last_hidden_state.flatten(0, 1)
+        chunk = self.chunk_tokens or len(hidden)
+        recompute = len(hidden) > chunk and torch.is_grad_enabled()
+        losses = torch.cat(
+            [
+                checkpoint(self.piece_losses, h, t, use_reentrant=False)
+                if recompute
+                else self.piece_losses(h, t)
+                for h, t in zip(hidden.split(chunk), targets.split(chunk))
+            ]
+        )
+        return losses.mean() if reduction == "mean" else losses.view(tokens.size(0), -1)
+
+    def piece_losses(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        head = self.model.get_output_embeddings()
+        logits = torch.nn.functional.linear(hidden, head.weight, self.logit_mask)
+        return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+
+
 def token_losses(model, tokens: torch.Tensor, autocast) -> torch.Tensor:
-    """Next-token cross-entropy of every position: ``tokens`` (n, T + 1) -> losses (n, T)."""
+    """Next-token cross-entropy of every position: ``tokens`` (n, T + 1) -> losses (n, T).
+    ``model``: a causal LM, or the trainer's :class:`TokenLoss` (compiled, in DDP or not)."""
+    if hasattr(model, "config"):  # a Hugging Face model, not yet its loss
+        model = TokenLoss(model)
     with autocast:
-        logits = model(tokens[:, :-1]).logits
-    losses = torch.nn.functional.cross_entropy(
-        logits.float().reshape(-1, logits.size(-1)), tokens[:, 1:].reshape(-1), reduction="none"
-    )
-    return losses.view(tokens.size(0), -1)
-
-
-def tokenize_stream(texts: list[str], tokenizer) -> np.ndarray:
-    """All ``texts`` as one int32 array of token ids, each document followed by EOS."""
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    return np.fromiter(
-        (t for doc in ids for t in (*doc, eos)), dtype=np.int32, count=sum(len(d) + 1 for d in ids)
-    )
+        return model(tokens)
 
 
 def sample_batch(
@@ -94,6 +184,29 @@ def sample_batch(
     starts = [rng.integers(0, len(streams[d]) - seq_len) for d in domains]
     tokens = np.stack([streams[d][s : s + seq_len + 1] for d, s in zip(domains, starts)])
     return tokens, domains
+
+
+def on_cuda(setting: bool | None, device: torch.device) -> bool:
+    """A speed-up's setting, ``None`` meaning on for CUDA only."""
+    return device.type == "cuda" if setting is None else setting
+
+
+def training_loss(model, cfg: TrainConfig, device: torch.device):
+    """The loss module the trainer steps on ``device``: ``(net, vocab_size)``.
+
+    ``model`` (on ``device``) gets its vocabulary padded in place (``vocab_size``: the real one,
+    None when not padded); ``net`` is its :class:`TokenLoss`, chunked, in DDP across ranks and
+    compiled as ``cfg`` and the device say.
+    """
+    plain_head = has_plain_head(model)  # else the model's own logits, unpadded and unchunked
+    pad = plain_head and on_cuda(cfg.pad_vocab, device)
+    vocab_size = pad_vocabulary(model) if pad else None
+    chunk = cfg.loss_chunk
+    if chunk is None:
+        chunk = LOSS_CHUNK_TOKENS if device.type == "cuda" else 0
+    chunk = chunk if plain_head else 0
+    net = distributed.data_parallel(TokenLoss(model, vocab_size, chunk).to(device), device)
+    return (torch.compile(net) if on_cuda(cfg.compile, device) else net), vocab_size
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -113,24 +226,6 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    done = [p for p in checkpoint_dir.glob("step-*") if (p / "trainer_state.pt").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
-
-
-def save_checkpoint(
-    path: Path, model, optimizer, step: int, tokens: np.ndarray, tokenizer, reweighter=None
-) -> None:
-    with atomic_path(path, directory=True) as tmp:
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        state = {"step": step, "optimizer": optimizer.state_dict(), "tokens": tokens.tolist()}
-        if reweighter is not None:
-            state["reweighter"] = reweighter.state_dict()
-        torch.save(state, tmp / "trainer_state.pt")
-
-
 def train(
     model: torch.nn.Module,
     streams: dict[str, np.ndarray],
@@ -142,10 +237,14 @@ def train(
     stop_after: int | None = None,
     metadata: dict | None = None,
     reweighter: Reweighter | None = None,
+    data_digests: dict[str, str] | None = None,
 ) -> dict:
     """Train ``model`` on ``streams`` mixed by ``weights``; write ``out_dir/model`` and logs.
 
-    Checkpoints go to ``out_dir/checkpoints/step-N``; an existing one is resumed from.
+    Checkpoints go to ``out_dir/checkpoints/step-N``; the newest one of the same run (equal
+    :func:`run_fingerprint`) is resumed from. ``data_digests`` (domain -> digest of its training
+    data, e.g. its token file's sha256) go into the fingerprint; without them the streams are
+    hashed. ``metadata`` (e.g. the model's spec or origin) goes into the fingerprint and the log.
     ``stop_after`` ends the run early after that step (as a killed job would), for tests.
     ``reweighter`` (DoReMi, DoGE) forms each step's gradient instead of the mean token loss.
     Returns the training summary also written to ``out_dir/train_log.json``.
@@ -156,6 +255,11 @@ def train(
     missing = sorted(set(names) ^ set(weights))
     if missing:
         raise ValueError(f"weights and token streams disagree on domains: {missing}")
+    if data_digests is None:
+        data_digests = {name: stream_digest(streams[name]) for name in names}
+    missing = sorted(set(names) ^ set(data_digests))
+    if missing:
+        raise ValueError(f"data_digests and token streams disagree on domains: {missing}")
     for name in names:
         if len(streams[name]) <= cfg.seq_len + 1:
             raise ValueError(
@@ -165,86 +269,147 @@ def train(
     probs = np.array([weights[n] for n in names], dtype=np.float64)
     probs = probs / probs.sum()
     stream_list = [streams[n] for n in names]
+    fingerprint = run_fingerprint(
+        model,
+        dict(zip(names, probs.tolist())),
+        cfg,
+        tokenizer,
+        {name: data_digests[name] for name in names},
+        reweighter,
+        metadata,
+    )
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = distributed.setup(device)
+    world, main = distributed.world_size(), distributed.is_main()
+    local_rows = distributed.rows(cfg.batch_size)
+    share = cfg.batch_size // world
+    micro = min(cfg.micro_batch_size or share, share)
+    if share % micro:
+        raise ValueError(
+            f"micro_batch_size {micro} does not divide the {share} rows of a batch that each "
+            f"rank trains on ({world} ranks); pick one that divides batch_size / ranks"
+        )
+    accumulation = share // micro
+    cuda = device.type == "cuda"
     torch.manual_seed(cfg.seed)
     model.to(device).train()
-    optimizer = make_optimizer(model, cfg, device)
-    micro = cfg.micro_batch_size or cfg.batch_size
-    accumulation = cfg.batch_size // micro
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
 
-    start, tokens_seen = 0, np.zeros(len(names), dtype=np.int64)
-    resume = latest_checkpoint(checkpoint_dir)
-    if resume is not None:
-        from transformers import AutoModelForCausalLM
-
-        state = torch.load(resume / "trainer_state.pt", map_location=device, weights_only=False)
-        model.load_state_dict(AutoModelForCausalLM.from_pretrained(resume).state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        start, tokens_seen = state["step"], np.array(state["tokens"], dtype=np.int64)
-        if reweighter is not None:
-            if "reweighter" not in state:
-                raise ValueError(
-                    f"checkpoint {resume} was written without reweighting; it belongs to another "
-                    f"run: delete {checkpoint_dir} to start this one afresh"
+    start, tokens_seen, log = 0, np.zeros(len(names), dtype=np.int64), []
+    resume = resume_point(out_dir, fingerprint) if main else None
+    # Rank 0 alone picks the resume point (it may move checkpoints aside); every rank loads it.
+    path = distributed.broadcast(None if resume is None else str(resume[0]))
+    if path is not None:
+        if resume is None:
+            resume = (Path(path), *read_checkpoint(Path(path)))
+            changed = differences(resume[2].get("fingerprint"), fingerprint)
+            if changed:
+                raise RuntimeError(
+                    f"rank {distributed.rank()} computes another run than the checkpoint "
+                    f"{path} of rank 0 (it differs in {', '.join(changed)})"
                 )
+        path, model_state, state = resume
+        model.load_state_dict(model_state)
+        start, tokens_seen = state["step"], np.array(state["tokens"], dtype=np.int64)
+        log = state["log"]  # the loss curve so far: the log covers every step once
+        if reweighter is not None:
             reweighter.load_state_dict(state["reweighter"])
-        print(f"resuming from {resume} (step {start})", flush=True)
+        if main:
+            print(f"resuming from {path} (step {start})", flush=True)
+
+    net, vocab_size = training_loss(model, cfg, device)
+    optimizer = make_optimizer(model, cfg, device)
+    if resume is not None:
+        optimizer.load_state_dict(resume[2]["optimizer"])
+
+    def prepare(step: int):
+        """Step ``step``'s rows of this rank on the device (copied from pinned memory without
+        waiting, while the device still runs the step before), and the global batch's domains."""
+        rng = np.random.default_rng([cfg.seed, step])
+        batch, domains = sample_batch(stream_list, probs, cfg.batch_size, cfg.seq_len, rng)
+        rows = torch.from_numpy(batch[local_rows].astype(np.int64))
+        rows = rows.pin_memory() if cuda else rows
+        return rows.to(device, non_blocking=True), domains
 
     from tqdm.auto import tqdm
 
-    log, t0 = [], time.perf_counter()
-    print(f"device {device}, {torch.get_num_threads()} CPU threads", flush=True)
-    progress = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc="train")
+    t0, tokens_per_s = time.perf_counter(), None
+    if main:
+        print(f"device {device} x {world} ranks, {torch.get_num_threads()} CPU threads", flush=True)
+    progress = tqdm(
+        range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not main
+    )
+    pending = []  # (step, lr, loss, grad norm) not yet read back from the device
+
+    def flush():
+        """Read the pending steps' losses (averaged over ranks) and grad norms back: one
+        device synchronisation per ``log_every`` steps, not one per micro-batch."""
+        nonlocal tokens_per_s
+        if not pending:
+            return
+        losses = distributed.all_reduce_sum_(torch.stack([entry[2] for entry in pending]))
+        norms = torch.stack([entry[3] for entry in pending]).double()
+        for (done, lr, _, _), loss, norm in zip(pending, (losses / world).tolist(), norms.tolist()):
+            log.append({"step": done, "loss": loss, "lr": lr, "grad_norm": norm})
+        tokens_per_s = (done - start) * cfg.batch_size * cfg.seq_len / (time.perf_counter() - t0)
+        progress.set_postfix(loss=f"{log[-1]['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
+        pending.clear()
+
+    upcoming = prepare(start) if start < cfg.steps else None
     for step in progress:
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rng = np.random.default_rng([cfg.seed, step])
-        batch, domains = sample_batch(stream_list, probs, cfg.batch_size, cfg.seq_len, rng)
+        batch, domains = upcoming
         np.add.at(tokens_seen, domains, cfg.seq_len)
-        batch = torch.from_numpy(batch.astype(np.int64)).to(device, non_blocking=True)
         if reweighter is not None:
             loss_sum = reweighter.backward(
-                model, batch, torch.from_numpy(domains).to(device), lr, micro, autocast
+                net, batch, torch.from_numpy(domains[local_rows]).to(device), lr, micro, autocast
             )
+            loss_sum = torch.as_tensor(loss_sum, dtype=torch.float64, device=device)
         else:
-            loss_sum = 0.0
-            for chunk in batch.split(micro):
-                with autocast:
-                    logits = model(chunk[:, :-1]).logits
-                loss = torch.nn.functional.cross_entropy(
-                    logits.float().reshape(-1, logits.size(-1)), chunk[:, 1:].reshape(-1)
-                )
-                (loss / accumulation).backward()
-                loss_sum += loss.item() / accumulation
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            for i, chunk in enumerate(batch.split(micro)):
+                with distributed.sync_gradients(net, last=i == accumulation - 1):
+                    with autocast:
+                        loss = net(chunk, reduction="mean")
+                    (loss / accumulation).backward()
+                loss_sum = loss_sum + loss.detach().double() / accumulation
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if step + 1 < cfg.steps:
+            upcoming = prepare(step + 1)
 
         done = step + 1
-        elapsed = time.perf_counter() - t0
-        tokens_per_s = (done - start) * cfg.batch_size * cfg.seq_len / elapsed
-        progress.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        log.append({"step": done, "loss": loss_sum, "lr": lr, "grad_norm": float(grad_norm)})
-        if done in cfg.checkpoints or done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        pending.append((done, lr, loss_sum, grad_norm.detach()))
+        checkpoint = done in cfg.checkpoints or done % cfg.checkpoint_every == 0
+        stopping = stop_after is not None and done >= stop_after
+        if checkpoint or stopping or done == cfg.steps or done % cfg.log_every == 0:
+            flush()
+        if main and (checkpoint or done == cfg.steps):
             previous = latest_checkpoint(checkpoint_dir)
-            save_checkpoint(
-                checkpoint_dir / f"step-{done}",
-                model,
-                optimizer,
-                done,
-                tokens_seen,
-                tokenizer,
-                reweighter,
-            )
-            # Resume points that are not requested checkpoints only cost disk once superseded.
-            if previous is not None and int(previous.name.split("-")[1]) not in cfg.checkpoints:
+            state = {
+                "fingerprint": fingerprint,
+                "step": done,
+                "tokens": tokens_seen.tolist(),
+                "log": log,
+                "optimizer": optimizer.state_dict(),
+            }
+            if reweighter is not None:
+                state["reweighter"] = reweighter.state_dict()
+            with unpadded(model, vocab_size):
+                save_checkpoint(checkpoint_dir / f"step-{done}", model, tokenizer, state)
+            # A resume point that is not a requested checkpoint only costs disk once the next
+            # one has been written and read back.
+            if previous is not None and checkpoint_step(previous) not in cfg.checkpoints:
                 shutil.rmtree(previous)
-        if stop_after is not None and done >= stop_after:
+        if stopping:
+            distributed.barrier()
             return {"stopped_at": done}
 
+    if vocab_size is not None:  # the caller gets the model as its tokenizer sees it
+        unpad_vocabulary(model, vocab_size)
     summary = {
         "config": asdict(cfg),
         "domains": names,
@@ -252,38 +417,47 @@ def train(
         "tokens_per_domain": dict(zip(names, tokens_seen.tolist())),
         "tokens_total": int(tokens_seen.sum()),
         "final_loss": log[-1]["loss"] if log else None,
-        "tokens_per_second": tokens_per_s if log else None,
+        "tokens_per_second": tokens_per_s,
         "device": str(device),
+        "ranks": world,
         "resumed_from_step": start,
+        "fingerprint": fingerprint,
         "log": log,
         **({"reweighting": reweighter.summary(names)} if reweighter is not None else {}),
         **(metadata or {}),
     }
-    with atomic_path(out_dir / "model", directory=True) as tmp:
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        (tmp / "training.json").write_text(
-            json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2)
-        )
-    write_json(out_dir / "train_log.json", summary)
+    if main:
+        with atomic_path(out_dir / "model", directory=True) as tmp:
+            model.save_pretrained(tmp)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(tmp)
+            (tmp / "training.json").write_text(
+                json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2)
+            )
+        write_json(out_dir / "train_log.json", summary)
+    distributed.barrier()  # no rank goes on (e.g. to evaluate) before the model is written
     return summary
 
 
-def token_streams(shards: dict[str, str | Path], tokenizer) -> dict[str, np.ndarray]:
-    """Each domain's train shard (domain -> parquet) as one stream of token ids."""
-    from .tokenizer import read_texts
+def token_streams(
+    tokens: dict[str, str | Path], tokenizer, expected: str
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each domain's train stream (domain -> token directory), memory-mapped, and its digest
+    (the sha256 of its ``train.bin``), after checking the files were written by ``tokenizer``
+    (``expected`` names it in the error)."""
+    from .tokens import check_tokenizer, read_tokens
 
-    streams = {
-        name: tokenize_stream(read_texts([path]), tokenizer) for name, path in shards.items()
-    }
-    for name, stream in streams.items():
-        print(f"{name}: {len(stream):,} training tokens", flush=True)
-    return streams
+    streams, digests = {}, {}
+    for name, directory in tokens.items():
+        stats = check_tokenizer(directory, tokenizer, expected)
+        streams[name] = read_tokens(directory, "train")
+        digests[name] = stats["splits"]["train"]["sha256"]
+        print(f"{name}: {len(streams[name]):,} training tokens", flush=True)
+    return streams, digests
 
 
 def train_from_scratch(
-    shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     tokenizer_dir: str | Path,
     model: str | dict,
     train_config: dict,
@@ -292,7 +466,9 @@ def train_from_scratch(
     device: str | None = None,
     reweighter: Reweighter | None = None,
 ) -> dict:
-    """Train a new model on ``shards`` (domain -> train parquet) mixed by ``weights``.
+    """Train a new model on the train splits of ``tokens`` (domain -> token directory, written
+    with the tokenizer in ``tokenizer_dir``) mixed by ``weights``. Nothing is tokenized here:
+    the tokenizer only sizes the model and is saved beside it.
 
     ``weights=None`` is the proxy's case: uniform over its own domains, never depending on the
     list of domains later weighted with it. Base models pass a mixture's weights; DoReMi and
@@ -303,7 +479,7 @@ def train_from_scratch(
 
     cfg = TrainConfig(**train_config)
     tokenizer = load_tokenizer(tokenizer_dir)
-    streams = token_streams(shards, tokenizer)
+    streams, digests = token_streams(tokens, tokenizer, f"the tokenizer {tokenizer_dir}")
     torch.manual_seed(cfg.seed)  # the initialisation is part of what the seed reproduces
     net = build_model(model, len(tokenizer), cfg.seq_len, tokenizer.eos_token_id)
     weights = weights or {name: 1.0 / len(streams) for name in streams}
@@ -317,11 +493,12 @@ def train_from_scratch(
         device=device,
         metadata={"model": model_spec(model)},
         reweighter=reweighter,
+        data_digests=digests,
     )
 
 
 def finetune(
-    shards: dict[str, str | Path],
+    tokens: dict[str, str | Path],
     pretrained_dir: str | Path,
     train_config: dict,
     out_dir: str | Path,
@@ -329,8 +506,9 @@ def finetune(
     device: str | None = None,
     stop_after: int | None = None,
 ) -> dict:
-    """Finetune the causal LM in ``pretrained_dir`` (with its own tokenizer) on ``shards``
-    mixed by ``weights``: the same loop, schedule, checkpoints and resume as pretraining."""
+    """Finetune the causal LM in ``pretrained_dir`` on the train splits of ``tokens`` (domain
+    -> token directory, written with the model's own tokenizer) mixed by ``weights``: the same
+    loop, schedule, checkpoints and resume as pretraining."""
     from .io import sha256_file
     from .model import architecture, load_pretrained
 
@@ -342,7 +520,7 @@ def finetune(
             f"finetuning seq_len {cfg.seq_len} exceeds the context of {pretrained_dir} "
             f"({context} tokens); lower the dataset's finetune.train.seq_len"
         )
-    streams = token_streams(shards, tokenizer)
+    streams, digests = token_streams(tokens, tokenizer, f"the tokenizer of {pretrained_dir}")
     pretrained = Path(pretrained_dir)
     return train(
         model,
@@ -353,6 +531,7 @@ def finetune(
         tokenizer=tokenizer,
         device=device,
         stop_after=stop_after,
+        data_digests=digests,
         metadata={
             "model": architecture(model.config),
             "pretrained": {

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 
-from .io import atomic_path, sha256_file, write_json
+from .io import atomic_path, sha256_file, warn, write_json
 from .krls import chameleon_weights
+
+# Two domains whose embeddings lie closer than this fraction of the domains' spread (the root
+# mean square distance of the embeddings from their mean) count as the same data: each explains
+# the other, so together they get about four times one domain's pretraining weight (a demo
+# domain and its copy: 0.055 alone, 0.224 together). Identical train tokens embed to exactly
+# the same vector; the closest distinct demo domains (docstrings, package_readmes) lie 0.42 of
+# the spread apart, the median pair 1.5. 0.05 leaves room for the rounding of another device;
+# one source resampled with another seed lies 0.05-0.32 apart with 128 samples per domain and
+# so is flagged only with more samples (the sampling noise shrinks as 1/sqrt(samples)).
+NEAR_DUPLICATE = 0.05
 
 
 def load_embeddings(files: dict[str, str | Path]) -> np.ndarray:
@@ -32,6 +44,36 @@ def load_embeddings(files: dict[str, str | Path]) -> np.ndarray:
     return np.stack(rows)
 
 
+def duplicate_warnings(
+    X: np.ndarray, names: list[str], provenance: dict[str, dict], weights: dict[str, float]
+) -> list[str]:
+    """A message for each pair of domains with the same train tokens or near-identical
+    embeddings (within ``NEAR_DUPLICATE`` of the spread), naming both."""
+    centred = X - X.mean(axis=0)
+    spread = float(np.sqrt((centred**2).sum(axis=1).mean()))
+    messages = []
+    for i, j in itertools.combinations(range(len(names)), 2):
+        a, b = names[i], names[j]
+        distance = float(np.linalg.norm(X[i] - X[j]))
+        relative = distance / spread if spread > 0 else 0.0
+        digest = provenance[a].get("tokens_sha256")
+        same_tokens = digest is not None and digest == provenance[b].get("tokens_sha256")
+        if not (same_tokens or relative < NEAR_DUPLICATE):
+            continue
+        found = (
+            f"identical train tokens (embeddings {relative:.2g} of the domains' spread apart)"
+            if same_tokens
+            else f"near-identical embeddings, {relative:.2g} of the domains' spread apart "
+            f"(below {NEAR_DUPLICATE})"
+        )
+        messages.append(
+            f"domains {a!r} and {b!r} have {found}: Chameleon counts one domain twice, and "
+            f"together they get {weights[a] + weights[b]:.3f} of the weight. If they hold the "
+            "same data, keep one of them"
+        )
+    return messages
+
+
 def compute_weights(
     embedding_files: dict[str, str | Path],
     out_json: str | Path | None = None,
@@ -50,6 +92,7 @@ def compute_weights(
     names = list(embedding_files)
     X = load_embeddings(embedding_files)
     result = chameleon_weights(X, stage, lam, tau, center, normalize, names=names)
+    weights = dict(zip(names, result.weights.tolist()))
     provenance = {}
     for name, path in embedding_files.items():
         info = Path(path).with_suffix(".json")
@@ -61,7 +104,7 @@ def compute_weights(
     report = {
         "stage": stage,
         "domains": names,
-        "weights": dict(zip(names, result.weights.tolist())),
+        "weights": weights,
         "scores": dict(zip(names, result.scores.tolist())),
         "inverse_scores": dict(zip(names, (1.0 / result.scores).tolist())),
         "affinity": result.affinity.tolist(),
@@ -73,8 +116,11 @@ def compute_weights(
             "normalize": normalize,
         },
         "embeddings": provenance,
+        "warnings": duplicate_warnings(X, names, provenance, weights),
         **(metadata or {}),
     }
+    for message in report["warnings"]:
+        warn(message)
     if affinity_csv is not None:
         with atomic_path(affinity_csv) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
@@ -86,12 +132,31 @@ def compute_weights(
     return report
 
 
+def corpus_provenance(manifests: dict[str, str | Path]) -> dict:
+    """Each collected domain's corpus manifest with its sha256, and one digest over them all:
+    two runs with equal digests weighed text collected from the same files."""
+    files = {
+        domain: {"path": str(path), "sha256": sha256_file(path)}
+        for domain, path in manifests.items()
+    }
+    shas = json.dumps({domain: file["sha256"] for domain, file in files.items()}, sort_keys=True)
+    return {"manifests": files, "digest": hashlib.sha256(shas.encode()).hexdigest()}
+
+
 def weights_stage(
-    embedding_files: dict[str, str | Path], settings: dict, outputs: dict, metadata: dict
+    embedding_files: dict[str, str | Path],
+    settings: dict,
+    outputs: dict,
+    metadata: dict,
+    corpus_manifests: dict[str, str | Path] | None = None,
 ) -> dict:
-    """The weights rule: ``weights.json``, ``affinity.csv`` and the three plots."""
+    """The weights rule: ``weights.json``, ``affinity.csv`` and the three plots;
+    ``weights.json`` records the corpus manifests of the collected domains, if any
+    (:func:`corpus_provenance`)."""
     from . import plots
 
+    if corpus_manifests:
+        metadata = {**metadata, "corpus": corpus_provenance(corpus_manifests)}
     report = compute_weights(
         embedding_files,
         outputs["weights"],

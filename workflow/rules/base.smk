@@ -61,10 +61,18 @@ rule mixture_chameleon_pt:
         "../scripts/mixture.py"
 
 
+TRAIN_BASE = {
+    "domains": lambda wc: domains(wc.dataset),
+    "model": lambda wc: base_settings(wc.dataset)["model"],
+    "train": lambda wc: base_settings(wc.dataset)["train"],
+}
+
+
 rule train_base:
     """A base model trained on the dataset with one mixture; resumes from its last checkpoint."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
         mixture="results/{dataset}/mixtures/{method}.json",
     output:
@@ -83,8 +91,8 @@ rule train_base:
         mem_mb=32000,
         runtime=lambda wc, attempt: 1440 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        model=lambda wc: base_settings(wc.dataset)["model"],
-        train=lambda wc: base_settings(wc.dataset)["train"],
-    script:
-        "../scripts/train_base.py"
+        **TRAIN_BASE,
+        job=training_job(TRAIN_BASE),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch train_base {params.job:q} {log:q} {threads}"

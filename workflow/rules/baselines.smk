@@ -1,8 +1,16 @@
+DOREMI_REFERENCE = {
+    "domains": lambda wc: domains(wc.dataset),
+    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
+    "train": lambda wc: proxy_schedule(wc.dataset),
+}
+
+
 rule doremi_reference:
     """DoReMi's reference model, uniform over the dataset's domains with the proxy's model
     and schedule; only when the uniform proxy was trained on other domains."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
     output:
         model=directory("results/{dataset}/doremi/reference/model"),
@@ -20,17 +28,29 @@ rule doremi_reference:
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        model=lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-        train=lambda wc: proxy_schedule(wc.dataset),
-    script:
-        "../scripts/train_proxy.py"
+        **DOREMI_REFERENCE,
+        job=training_job(DOREMI_REFERENCE),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch train_proxy {params.job:q} {log:q} {threads}"
+
+
+TRAIN_DOREMI = {
+    "domains": lambda wc: domains(wc.dataset),
+    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
+    "train": lambda wc: proxy_schedule(
+        wc.dataset, baseline(wc.dataset, "doremi")["steps"]
+    ),
+    "eta": lambda wc: baseline(wc.dataset, "doremi")["eta"],
+    "eps": lambda wc: baseline(wc.dataset, "doremi")["eps"],
+}
 
 
 rule train_doremi:
     """DoReMi's proxy, trained with Group DRO against the reference; records the weights."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
         reference=lambda wc: f"{doremi_reference(wc.dataset)}/model",
     output:
@@ -49,15 +69,11 @@ rule train_doremi:
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        model=lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-        train=lambda wc: proxy_schedule(
-            wc.dataset, baseline(wc.dataset, "doremi")["steps"]
-        ),
-        eta=lambda wc: baseline(wc.dataset, "doremi")["eta"],
-        eps=lambda wc: baseline(wc.dataset, "doremi")["eps"],
-    script:
-        "../scripts/train_doremi.py"
+        **TRAIN_DOREMI,
+        job=training_job(TRAIN_DOREMI),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch train_doremi {params.job:q} {log:q} {threads}"
 
 
 rule mixture_doremi:
@@ -78,10 +94,22 @@ rule mixture_doremi:
         "../scripts/baseline_mixture.py"
 
 
+TRAIN_DOGE = {
+    "domains": lambda wc: domains(wc.dataset),
+    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
+    "train": lambda wc: proxy_schedule(
+        wc.dataset, baseline(wc.dataset, "doge")["steps"]
+    ),
+    "mu": lambda wc: baseline(wc.dataset, "doge")["mu"],
+    "lr": lambda wc: baseline(wc.dataset, "doge")["lr"],
+}
+
+
 rule train_doge:
     """DoGE's proxy, its update the weighted sum of per-domain gradients; records the weights."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
     output:
         model=directory("results/{dataset}/doge/proxy/model"),
@@ -99,15 +127,11 @@ rule train_doge:
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        model=lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-        train=lambda wc: proxy_schedule(
-            wc.dataset, baseline(wc.dataset, "doge")["steps"]
-        ),
-        mu=lambda wc: baseline(wc.dataset, "doge")["mu"],
-        lr=lambda wc: baseline(wc.dataset, "doge")["lr"],
-    script:
-        "../scripts/train_doge.py"
+        **TRAIN_DOGE,
+        job=training_job(TRAIN_DOGE),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch train_doge {params.job:q} {log:q} {threads}"
 
 
 rule mixture_doge:
@@ -126,12 +150,24 @@ rule mixture_doge:
         "../scripts/baseline_mixture.py"
 
 
+REGMIX_RUN = {
+    "domains": lambda wc: domains(wc.dataset),
+    "model": lambda wc: regmix_model(wc.dataset),
+    "train": lambda wc: proxy_schedule(
+        wc.dataset, baseline(wc.dataset, "regmix")["steps"]
+    ),
+    "settings": lambda wc: regmix_run_settings(wc.dataset),
+}
+
+
 rule regmix_run:
     """One RegMix run: a small model trained on the run's sampled mixture, then its
     validation loss on every domain (independent jobs, in parallel on a cluster)."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
-        val=lambda wc: shards(wc.dataset, "val"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
+        val_bins=lambda wc: token_files(wc.dataset, "val.bin"),
+        val_offsets=lambda wc: token_files(wc.dataset, "val.offsets.npy"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
     output:
         "results/{dataset}/regmix/runs/{run}.json",
@@ -150,14 +186,11 @@ rule regmix_run:
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        model=lambda wc: regmix_model(wc.dataset),
-        train=lambda wc: proxy_schedule(
-            wc.dataset, baseline(wc.dataset, "regmix")["steps"]
-        ),
-        settings=lambda wc: regmix_run_settings(wc.dataset),
-    script:
-        "../scripts/regmix_run.py"
+        **REGMIX_RUN,
+        job=training_job(REGMIX_RUN),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch regmix_run {params.job:q} {log:q} {threads}"
 
 
 rule mixture_regmix:

@@ -1,12 +1,16 @@
 """Config validation and the small lookups the rules share. No computation lives here."""
 
+import functools
 import json
 import sys
 from pathlib import Path
 
 from chameleon_mix.config import BASE_MODEL, ConfigError, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
+from chameleon_mix.launch import job_json, launcher
 from chameleon_mix.model import gpus_for_width, model_spec
+from chameleon_mix.shards import partition_groups
+from chameleon_mix.sources import SourceError, resolve_files
 
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -116,6 +120,22 @@ def model_gpus(dataset):
     return 1
 
 
+def training_job(settings):
+    """A training rule's job as JSON for ``chameleon_mix.launch``: its files and
+    ``settings`` (name -> function of the wildcards)."""
+
+    def job(wildcards, input, output):
+        values = {name: setting(wildcards) for name, setting in settings.items()}
+        return job_json(input, output, wildcards, values)
+
+    return job
+
+
+def job_launcher(wildcards, resources):
+    """``python``, or ``torchrun`` with a process per GPU when the job has several."""
+    return launcher(resources.gpu, getattr(resources, "nodes", 1))
+
+
 def proxy_domains(proxy):
     usable = set(domains(PROXIES[proxy]["dataset"]))
     return [d for d in PROXIES[proxy]["domains"] if d in usable]
@@ -170,8 +190,50 @@ def shard_inputs(wildcards):
     if "collect" in domain:
         return {"documents": f"results/corpus/{domain['collect']}.jsonl"}
     if "value" in domain:
-        return {"partition": f"results/{wildcards.dataset}/partition"}
+        parts = partition_parts(wildcards.dataset)
+        return {
+            "parts": [f"{p}.parquet" for p in parts],
+            "part_stats": [f"{p}.json" for p in parts],
+        }
     return {}
+
+
+@functools.cache
+def partition_sources(dataset):
+    """The source of each partition job of a dataset's mixed source: its files, sorted,
+    `partition.files_per_job` to a job. The glob is resolved when the DAG is built, so files
+    added to the source add jobs (and shift the later groups) on the next run."""
+    try:
+        return partition_groups(
+            DATASETS[dataset]["source"], DATASETS[dataset]["partition"]["files_per_job"]
+        )
+    except SourceError as err:
+        raise WorkflowError(f"dataset {dataset!r}, source: {err}") from None
+
+
+def partition_parts(dataset):
+    return [
+        f"results/{dataset}/partition/part-{i:05d}"
+        for i in range(len(partition_sources(dataset)))
+    ]
+
+
+def partition_job_source(wildcards):
+    return partition_sources(wildcards.dataset)[int(wildcards.part)]
+
+
+def partition_files(wildcards):
+    source = partition_job_source(wildcards)
+    return [str(p) for p in resolve_files(source)] if "files" in source else []
+
+
+def corpus_manifests(dataset):
+    """The corpus manifest of each collected (`collect:`) domain, by domain name."""
+    return {
+        d["name"]: f"results/corpus/{d['collect']}.manifest.json"
+        for d in USABLE[dataset]
+        if "collect" in d
+    }
 
 
 def embeddings(dataset, ckpt="final"):
@@ -215,6 +277,30 @@ def shards(dataset, split):
     )
 
 
+def token_files(dataset, name, domain_names=None):
+    """One token file (`stats.json`, `train.bin`, `test.offsets.npy`, ...) per domain, in the
+    domain order; scripts take each domain's directory from its `stats.json`."""
+    return expand(
+        "results/{dataset}/tokens/{domain}/{name}",
+        dataset=dataset,
+        domain=domain_names or domains(dataset),
+        name=name,
+    )
+
+
+def proxy_token_files(proxy, name):
+    """The proxy's domains' token files: its dataset's, so tokenized with the tokenizer of the
+    dataset's proxy, which must be this one."""
+    dataset = PROXIES[proxy]["dataset"]
+    if proxy_of(dataset) != proxy:
+        raise WorkflowError(
+            f"proxy {proxy!r} trains on dataset {dataset!r}, whose token files are written "
+            f"with the tokenizer of its own proxy {proxy_of(dataset)!r}; set "
+            f"datasets.{dataset}.proxy to {proxy!r} or train {proxy!r} on a dataset that names it"
+        )
+    return token_files(dataset, name, proxy_domains(proxy))
+
+
 def base_settings(dataset):
     """The base model and schedule: the dataset's `base:` entry, else its proxy's."""
     proxy = PROXIES[proxy_of(dataset)]
@@ -227,6 +313,17 @@ def base_settings(dataset):
 
 def finetune_settings(dataset):
     return DATASETS[dataset]["finetune"]["train"]
+
+
+def batch_tokens(dataset):
+    """Tokens per optimizer step of the dataset's models (base or finetuning schedule), the
+    global batch the export writes for OLMo-core."""
+    train = (
+        finetune_settings(dataset)
+        if is_finetune(dataset)
+        else base_settings(dataset)["train"]
+    )
+    return train["batch_size"] * train["seq_len"]
 
 
 def trained_models(dataset):

@@ -3,7 +3,9 @@ rule embed_domain:
     or under the pretrained model for a finetune dataset."""
     input:
         model=embedding_model,
-        shard="results/{dataset}/shards/{domain}/train.parquet",
+        tokens="results/{dataset}/tokens/{domain}/stats.json",
+        bins="results/{dataset}/tokens/{domain}/train.bin",
+        offsets="results/{dataset}/tokens/{domain}/train.offsets.npy",
     output:
         embedding="results/{dataset}/embeddings/{ckpt}/{domain}.npy",
         samples="results/{dataset}/embeddings/{ckpt}/{domain}.samples.npy",

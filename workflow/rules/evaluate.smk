@@ -21,7 +21,9 @@ rule perplexity:
     """Token-level test perplexity of one base model on every domain."""
     input:
         model=trained_model,
-        shards=lambda wc: shards(wc.dataset, "test"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "test.bin"),
+        offsets=lambda wc: token_files(wc.dataset, "test.offsets.npy"),
     output:
         "results/{dataset}/eval/{method}/perplexity.json",
     log:

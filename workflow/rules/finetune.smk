@@ -1,7 +1,14 @@
+FINETUNE = {
+    "domains": lambda wc: domains(wc.dataset),
+    "train": lambda wc: finetune_settings(wc.dataset),
+}
+
+
 rule finetune:
     """The pretrained model finetuned with one mixture; resumes from its last checkpoint."""
     input:
-        shards=lambda wc: shards(wc.dataset, "train"),
+        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
+        bins=lambda wc: token_files(wc.dataset, "train.bin"),
         pretrained=lambda wc: DATASETS[wc.dataset]["pretrained"],
         mixture="results/{dataset}/mixtures/{method}.json",
     output:
@@ -20,7 +27,8 @@ rule finetune:
         mem_mb=32000,
         runtime=lambda wc, attempt: 1440 * attempt,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        train=lambda wc: finetune_settings(wc.dataset),
-    script:
-        "../scripts/finetune.py"
+        **FINETUNE,
+        job=training_job(FINETUNE),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch finetune {params.job:q} {log:q} {threads}"

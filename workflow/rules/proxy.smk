@@ -20,10 +20,18 @@ rule train_tokenizer:
         "../scripts/train_tokenizer.py"
 
 
+TRAIN_PROXY = {
+    "domains": lambda wc: proxy_domains(wc.proxy),
+    "model": lambda wc: PROXIES[wc.proxy]["model"],
+    "train": lambda wc: PROXIES[wc.proxy]["train"],
+}
+
+
 rule train_proxy:
     """The proxy LM, trained with uniform domain weights; resumes from its last checkpoint."""
     input:
-        shards=proxy_train_shards,
+        tokens=lambda wc: proxy_token_files(wc.proxy, "stats.json"),
+        bins=lambda wc: proxy_token_files(wc.proxy, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(wc.proxy),
     output:
         model=directory("results/proxies/{proxy}/model"),
@@ -41,8 +49,8 @@ rule train_proxy:
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
-        domains=lambda wc: proxy_domains(wc.proxy),
-        model=lambda wc: PROXIES[wc.proxy]["model"],
-        train=lambda wc: PROXIES[wc.proxy]["train"],
-    script:
-        "../scripts/train_proxy.py"
+        **TRAIN_PROXY,
+        job=training_job(TRAIN_PROXY),
+        launcher=job_launcher,
+    shell:
+        "{params.launcher} -m chameleon_mix.launch train_proxy {params.job:q} {log:q} {threads}"

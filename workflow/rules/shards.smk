@@ -1,29 +1,35 @@
 rule partition_source:
-    """One pass over a dataset's mixed source, keeping a sample of every domain value."""
+    """A sample of every domain value in one group of a mixed source's files: these jobs
+    run side by side, and each domain's sample_shards merges their samples."""
+    input:
+        partition_files,
     output:
-        directory("results/{dataset}/partition"),
+        sample="results/{dataset}/partition/part-{part}.parquet",
+        stats="results/{dataset}/partition/part-{part}.json",
     log:
-        "results/logs/{dataset}/partition.log",
+        "results/logs/{dataset}/partition/part-{part}.log",
     benchmark:
-        "results/benchmarks/{dataset}/partition.tsv"
+        "results/benchmarks/{dataset}/partition/part-{part}.tsv"
+    wildcard_constraints:
+        part=r"\d{5}",
     conda:
         "../../envs/chameleon.yaml"
     resources:
         mem_mb=16000,
-        runtime=720,
+        runtime=240,
     params:
-        source=lambda wc: DATASETS[wc.dataset]["source"],
+        source=partition_job_source,
         domain_field=lambda wc: DATASETS[wc.dataset]["domain_field"],
         per_value=lambda wc: sum(splits(wc).values()),
         seed=lambda wc: DATASETS[wc.dataset]["seed"],
         min_chars=lambda wc: DATASETS[wc.dataset]["min_chars"],
-        max_bad_fraction=lambda wc: DATASETS[wc.dataset]["max_bad_fraction"],
     script:
         "../scripts/partition_source.py"
 
 
 rule sample_shards:
-    """Deterministic train/val/test shards of one domain."""
+    """Deterministic train/val/test shards of one domain (for a domain of a mixed source, the
+    merge of the partition's parts)."""
     input:
         unpack(shard_inputs),
     output:

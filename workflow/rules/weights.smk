@@ -1,7 +1,8 @@
 rule weights:
     """Chameleon domain weights from the domain embeddings (KRLS), with affinity and plots."""
     input:
-        lambda wc: embeddings(wc.dataset),
+        embeddings=lambda wc: embeddings(wc.dataset),
+        corpus_manifests=lambda wc: list(corpus_manifests(wc.dataset).values()),
     output:
         weights="results/{dataset}/weights.json",
         affinity="results/{dataset}/affinity.csv",
@@ -15,6 +16,7 @@ rule weights:
     params:
         settings=weight_params,
         domains=lambda wc: domains(wc.dataset),
+        collected_domains=lambda wc: list(corpus_manifests(wc.dataset)),
         model_name=lambda wc: embedding_model_name(wc.dataset),
         proxy=lambda wc: None if is_finetune(wc.dataset) else proxy_of(wc.dataset),
     script:

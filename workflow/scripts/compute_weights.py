@@ -3,7 +3,12 @@ from chameleon_mix.weights import weights_stage
 
 with logged(snakemake.log[0]):
     weights_stage(
-        embedding_files=dict(zip(snakemake.params.domains, snakemake.input, strict=True)),
+        embedding_files=dict(
+            zip(snakemake.params.domains, snakemake.input.embeddings, strict=True)
+        ),
+        corpus_manifests=dict(
+            zip(snakemake.params.collected_domains, snakemake.input.corpus_manifests, strict=True)
+        ),
         settings=dict(snakemake.params.settings),
         outputs=dict(snakemake.output.items()),
         metadata={

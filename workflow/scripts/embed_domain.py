@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from chameleon_mix.embed import embed_domain_to_files
 from chameleon_mix.io import logged
 
@@ -5,7 +7,7 @@ with logged(snakemake.log[0], threads=snakemake.threads):
     embed_domain_to_files(
         model_dir=snakemake.input.model,
         checkpoint=snakemake.wildcards.ckpt,
-        shard=snakemake.input.shard,
+        token_dir=Path(snakemake.input.tokens).parent,
         settings=dict(snakemake.params.embedding),
         out_embedding=snakemake.output.embedding,
         out_samples=snakemake.output.samples,

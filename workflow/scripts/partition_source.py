@@ -1,15 +1,17 @@
 from chameleon_mix.io import logged
-from chameleon_mix.shards import partition_source
+from chameleon_mix.shards import partition_part
 
 with logged(snakemake.log[0]):
-    index = partition_source(
+    stats = partition_part(
         dict(snakemake.params.source),
         snakemake.params.domain_field,
         snakemake.params.per_value,
         snakemake.params.seed,
-        snakemake.output[0],
+        snakemake.output.sample,
+        snakemake.output.stats,
         snakemake.params.min_chars,
-        snakemake.params.max_bad_fraction,
     )
-    for value, entry in index.items():
-        print(f"{value}\t{entry['documents']}")
+    for value, count in stats["values"].items():
+        print(f"{value}\t{count['records']} records\t{count['sampled']} sampled")
+    read = stats["read"]
+    print(f"{read['records']} records read; unusable: {read['files'] or 'none'}")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from chameleon_mix.io import logged
 from chameleon_mix.regmix import regmix_run
 
@@ -6,8 +8,10 @@ with logged(snakemake.log[0], threads=snakemake.threads):
     settings = dict(snakemake.params.settings)
     regmix_run(
         int(snakemake.wildcards.run),
-        train_shards=dict(zip(domains, snakemake.input.shards, strict=True)),
-        val_shards=dict(zip(domains, snakemake.input.val, strict=True)),
+        tokens={
+            domain: Path(stats).parent
+            for domain, stats in zip(domains, snakemake.input.tokens, strict=True)
+        },
         tokenizer_dir=snakemake.input.tokenizer,
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),

@@ -5,7 +5,10 @@ from chameleon_mix.io import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     train_doremi(
-        shards=dict(zip(snakemake.params.domains, snakemake.input.shards, strict=True)),
+        tokens={
+            domain: Path(stats).parent
+            for domain, stats in zip(snakemake.params.domains, snakemake.input.tokens, strict=True)
+        },
         tokenizer_dir=snakemake.input.tokenizer,
         reference_dir=snakemake.input.reference,
         model=snakemake.params.model,

@@ -7,7 +7,10 @@ from chameleon_mix.train import finetune
 with logged(snakemake.log[0], threads=snakemake.threads):
     domains = list(snakemake.params.domains)
     finetune(
-        shards=dict(zip(domains, snakemake.input.shards, strict=True)),
+        tokens={
+            domain: Path(stats).parent
+            for domain, stats in zip(domains, snakemake.input.tokens, strict=True)
+        },
         pretrained_dir=snakemake.input.pretrained,
         train_config=dict(snakemake.params.train),
         out_dir=Path(snakemake.output.model).parent,

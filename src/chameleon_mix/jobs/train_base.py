@@ -7,7 +7,10 @@ from chameleon_mix.train import train_from_scratch
 with logged(snakemake.log[0], threads=snakemake.threads):
     domains = list(snakemake.params.domains)
     train_from_scratch(
-        shards=dict(zip(domains, snakemake.input.shards, strict=True)),
+        tokens={
+            domain: Path(stats).parent
+            for domain, stats in zip(domains, snakemake.input.tokens, strict=True)
+        },
         tokenizer_dir=snakemake.input.tokenizer,
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),

@@ -1,0 +1,224 @@
+"""Token files: each domain's shards tokenized once, then read by every job through ``np.memmap``.
+
+Per dataset and domain, ``results/<dataset>/tokens/<domain>/`` holds for each split:
+
+* ``<split>.bin``: the flat token ids, little-endian ``uint16`` when the tokenizer's vocabulary
+  (``len(tokenizer)``) is at most 65535, else ``uint32``; every document's tokens are followed
+  by one EOS id, so the file is the stream the trainer draws its windows from;
+* ``<split>.offsets.npy``: int64, documents + 1 entries; document ``i`` is
+  ``bin[offsets[i]:offsets[i + 1]]``, its trailing EOS included;
+
+and one ``stats.json``: dtype, EOS id, vocabulary size, the tokenizer (its directory and a digest
+of its definition) and per split the documents, tokens (EOS included), mean tokens per document
+and the sha256 of the ``.bin``.
+
+Writing streams: the parquet shard is read in record batches of ``batch_documents`` rows, each
+batch is encoded by the tokenizers library's batch encoder (parallel over its Rust threads; a
+batch of long documents in calls of at most ``MAX_CHARS_PER_ENCODE`` characters) and appended
+to the ``.bin``; the offsets go straight into a preallocated ``.npy`` memmap. Memory therefore
+stays at one batch whatever the size of the shard. The directory appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path, write_json
+
+SPLITS = ("train", "val", "test")
+UINT16_VOCABULARY = 65535  # the largest vocabulary stored as uint16
+MAX_CHARS_PER_ENCODE = 1 << 24  # ~4M tokens, ~150 MB of Python ids per encoder call
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """``uint16`` when every id of a ``vocab_size`` vocabulary fits, else ``uint32``."""
+    return np.dtype("<u2") if vocab_size <= UINT16_VOCABULARY else np.dtype("<u4")
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """sha256 of the tokenizer's definition (vocabulary, merges, normalisation, special tokens).
+
+    Read from the fast tokenizer's own serialisation with the call-time settings (truncation,
+    padding) left out, so a tokenizer and its ``save_pretrained`` copy beside a model agree.
+    """
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _open_shard(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        # Buffered column reads without pre-buffering: pages are decoded as batches are asked
+        # for, never a whole row group's text at once.
+        shard = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)
+    except Exception as err:  # pyarrow raises several kinds for a damaged or missing file
+        raise ValueError(
+            f"{path}: cannot read the shard as parquet ({err}); delete it and rerun its "
+            "sample_shards job"
+        ) from None
+    if "text" not in shard.schema_arrow.names:
+        raise ValueError(
+            f"{path}: the shard has no `text` column (columns: {shard.schema_arrow.names}); "
+            "shards are written by the sample_shards rule"
+        )
+    return shard
+
+
+def _encode(
+    tokenizer, texts: list[str], eos: int, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """``texts`` as one flat id array, each document followed by EOS, and each one's length."""
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    lengths = np.array([len(doc) + 1 for doc in ids], dtype=np.int64)
+    flat = np.full(int(lengths.sum()), eos, dtype=dtype)
+    for doc, end in zip(ids, np.cumsum(lengths)):
+        flat[end - 1 - len(doc) : end - 1] = doc
+    return flat, lengths
+
+
+def _chunks(texts, max_chars: int):
+    """Consecutive runs of documents (Arrow slices) of at most ``max_chars`` characters each,
+    or a single longer document: a batch of books must not become one huge list of ids."""
+    import pyarrow.compute as pc
+
+    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    start, size = 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and size + n > max_chars:
+            yield texts.slice(start, i - start)
+            start, size = i, 0
+        size += n
+    yield texts.slice(start)
+
+
+def _write_split(
+    shard_path: Path, tokenizer, dtype: np.dtype, eos: int, out_dir: Path, split: str, batch: int
+) -> dict:
+    """Tokenize one shard into ``<split>.bin`` and ``<split>.offsets.npy``; return its stats."""
+    shard = _open_shard(shard_path)
+    documents = shard.metadata.num_rows
+    offsets = np.lib.format.open_memmap(
+        out_dir / f"{split}.offsets.npy", mode="w+", dtype=np.int64, shape=(documents + 1,)
+    )
+    offsets[0] = 0
+    digest, done, tokens = hashlib.sha256(), 0, 0
+    with open(out_dir / f"{split}.bin", "wb") as out:
+        for records in shard.iter_batches(batch_size=batch, columns=["text"]):
+            column = records.column(0)
+            if column.null_count:
+                row = done + column.is_null().to_numpy(zero_copy_only=False).argmax()
+                raise ValueError(f"{shard_path}: row {row} has no text; resample the domain")
+            for texts in _chunks(column, MAX_CHARS_PER_ENCODE):
+                flat, lengths = _encode(tokenizer, texts.to_pylist(), eos, dtype)
+                data = flat.tobytes()
+                out.write(data)
+                digest.update(data)
+                offsets[done + 1 : done + 1 + len(lengths)] = tokens + np.cumsum(lengths)
+                done, tokens = done + len(lengths), tokens + len(flat)
+    offsets.flush()
+    del offsets  # closes the memmap before the directory is moved into place
+    return {
+        "documents": documents,
+        "tokens": tokens,
+        "mean_tokens_per_document": tokens / documents if documents else 0.0,
+        "sha256": digest.hexdigest(),
+    }
+
+
+def write_token_files(
+    shards: dict[str, str | Path],
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    batch_documents: int = 1024,
+) -> dict:
+    """Tokenize a domain's shards (split -> parquet) into ``out_dir``; return the stats written.
+
+    Memory is one batch of ``batch_documents`` documents and their ids, whatever the shards'
+    size. ``out_dir`` is replaced whole, or left untouched when anything fails.
+    """
+    from .tokenizer import load_tokenizer
+
+    unknown = sorted(set(shards) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"unknown split(s) {unknown}; token files hold {', '.join(SPLITS)}")
+    tokenizer = load_tokenizer(tokenizer_dir)
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise ValueError(
+            f"the tokenizer {tokenizer_dir} has no EOS token to end documents with; use a "
+            "tokenizer that defines one"
+        )
+    vocab_size = len(tokenizer)
+    dtype = token_dtype(vocab_size)
+    with atomic_path(out_dir, directory=True) as tmp:
+        splits = {}
+        for split, shard in shards.items():
+            splits[split] = _write_split(
+                Path(shard), tokenizer, dtype, eos, tmp, split, batch_documents
+            )
+            print(
+                f"{split}: {splits[split]['documents']:,} documents, "
+                f"{splits[split]['tokens']:,} tokens",
+                flush=True,
+            )
+        stats = {
+            "dtype": "uint16" if dtype.itemsize == 2 else "uint32",
+            "eos_id": eos,
+            "vocab_size": vocab_size,
+            "tokenizer": str(tokenizer_dir),
+            "tokenizer_sha256": tokenizer_digest(tokenizer),
+            "splits": splits,
+        }
+        write_json(tmp / "stats.json", stats)
+    return stats
+
+
+def read_stats(out_dir: str | Path) -> dict:
+    path = Path(out_dir) / "stats.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{out_dir} holds no token files (no stats.json); the tokenize_domain rule writes "
+            "them: snakemake results/<dataset>/tokens/<domain>/stats.json"
+        )
+    return json.loads(path.read_text())
+
+
+def read_tokens(out_dir: str | Path, split: str) -> np.ndarray:
+    """A split's token stream, memory-mapped read-only (an empty split: an empty array)."""
+    stats = read_stats(out_dir)
+    if split not in stats["splits"]:
+        raise ValueError(f"{out_dir} holds no {split!r} split (has: {', '.join(stats['splits'])})")
+    dtype = np.dtype(stats["dtype"]).newbyteorder("<")
+    if stats["splits"][split]["tokens"] == 0:
+        return np.empty(0, dtype=dtype)  # mmap cannot map an empty file
+    return np.memmap(Path(out_dir) / f"{split}.bin", dtype=dtype, mode="r")
+
+
+def read_offsets(out_dir: str | Path, split: str) -> np.ndarray:
+    """A split's document offsets (documents + 1,) int64."""
+    return np.load(Path(out_dir) / f"{split}.offsets.npy")
+
+
+def check_tokenizer(out_dir: str | Path, tokenizer, expected: str) -> dict:
+    """The stats of ``out_dir``, after checking they were written with ``tokenizer``
+    (``expected`` names it in the error): one tokenizer's ids are noise to another's model."""
+    stats = read_stats(out_dir)
+    if stats["tokenizer_sha256"] != tokenizer_digest(tokenizer):
+        raise ValueError(
+            f"the token files {out_dir} were written with the tokenizer {stats['tokenizer']}, "
+            f"not with {expected}; tokenize the domain with that one (the tokenize_domain rule "
+            "uses the dataset's tokenizer)"
+        )
+    return stats
+
+
+def documents(tokens: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Each document's tokens without its trailing EOS, as views into ``tokens``."""
+    return [tokens[start : end - 1] for start, end in zip(offsets[:-1], offsets[1:])]
