@@ -184,6 +184,16 @@ def set_in(path, value):
             r"datasets\.demo\.baselines\.regmix\.concentrations\[1\]: inf is not a finite",
         ),
         (
+            set_in(["datasets", "demo", "evaluation", "batch_size"], "big"),
+            r"datasets\.demo\.evaluation\.batch_size: 'big' is not allowed; give a positive "
+            r"integer or 'auto'",
+        ),
+        (
+            set_in(["proxies", "demo-tiny", "model"], "100M"),
+            r"proxies\.demo-tiny\.model: '100M' is not allowed; give 'tiny' or .* or a model "
+            r"mapping",
+        ),
+        (
             set_in(["datasets", "demo", "human_weights", "licenses"], 0.58),
             r"datasets\.demo\.human_weights: weights sum to 1\.5000, not 1 \(within 0\.01\); fix them so they do",
         ),

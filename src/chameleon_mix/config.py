@@ -78,9 +78,34 @@ def _explain(error: jsonschema.ValidationError) -> str:
         return f"{error.message.split(' is not valid')[0]} must have exactly one of " + ", ".join(
             sorted({r for s in error.validator_value for r in s.get("required", [])})
         )
+    if error.validator == "oneOf":  # a scalar of one of several forms, e.g. 16 or "auto"
+        return f"{error.instance!r} is not allowed; give " + " or ".join(
+            _form(option) for option in error.validator_value
+        )
     if error.validator in ("minimum", "exclusiveMinimum"):
         return f"{error.instance!r} is too small ({error.message.split('is ', 1)[-1]}); use a positive value"
     return error.message
+
+
+TYPE_WORDS = {
+    "string": "a string",
+    "array": "a list",
+    "integer": "an integer",
+    "number": "a number",
+}
+
+
+def _form(option: dict) -> str:
+    """One alternative of a ``oneOf`` in words: ``'auto'``, ``a positive integer``, ..."""
+    if "const" in option:
+        return repr(option["const"])
+    if "enum" in option:
+        return " or ".join(map(repr, option["enum"]))
+    if option.get("$ref") == "#/$defs/positive_int":
+        return "a positive integer"
+    if "$ref" in option:
+        return f"a {option['$ref'].rsplit('/', 1)[-1]} mapping (config/README.md)"
+    return TYPE_WORDS.get(option.get("type"), "a value as config/README.md describes")
 
 
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:

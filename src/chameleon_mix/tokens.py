@@ -180,6 +180,11 @@ def write_token_files(
     return stats
 
 
+def token_dirs(domains, stats_files) -> dict[str, Path]:
+    """Domain -> its token directory, from a job's ``stats.json`` inputs in ``domains`` order."""
+    return {domain: Path(stats).parent for domain, stats in zip(domains, stats_files, strict=True)}
+
+
 def read_stats(out_dir: str | Path) -> dict:
     path = Path(out_dir) / "stats.json"
     if not path.is_file():

@@ -1,17 +1,13 @@
-from pathlib import Path
-
 from chameleon_mix.io import logged
 from chameleon_mix.regmix import regmix_run
+from chameleon_mix.tokens import token_dirs
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     domains = list(snakemake.params.domains)
     settings = dict(snakemake.params.settings)
     regmix_run(
         int(snakemake.wildcards.run),
-        tokens={
-            domain: Path(stats).parent
-            for domain, stats in zip(domains, snakemake.input.tokens, strict=True)
-        },
+        tokens=token_dirs(domains, snakemake.input.tokens),
         tokenizer_dir=snakemake.input.tokenizer,
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),

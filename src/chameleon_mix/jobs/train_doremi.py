@@ -2,13 +2,11 @@ from pathlib import Path
 
 from chameleon_mix.doremi import train_doremi
 from chameleon_mix.io import logged
+from chameleon_mix.tokens import token_dirs
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     train_doremi(
-        tokens={
-            domain: Path(stats).parent
-            for domain, stats in zip(snakemake.params.domains, snakemake.input.tokens, strict=True)
-        },
+        tokens=token_dirs(snakemake.params.domains, snakemake.input.tokens),
         tokenizer_dir=snakemake.input.tokenizer,
         reference_dir=snakemake.input.reference,
         model=snakemake.params.model,

@@ -1,14 +1,12 @@
 from pathlib import Path
 
 from chameleon_mix.io import logged
+from chameleon_mix.tokens import token_dirs
 from chameleon_mix.train import train_from_scratch
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     train_from_scratch(
-        tokens={
-            domain: Path(stats).parent
-            for domain, stats in zip(snakemake.params.domains, snakemake.input.tokens, strict=True)
-        },
+        tokens=token_dirs(snakemake.params.domains, snakemake.input.tokens),
         tokenizer_dir=snakemake.input.tokenizer,
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),
