@@ -108,6 +108,19 @@ def _form(option: dict) -> str:
     return TYPE_WORDS.get(option.get("type"), "a value as config/README.md describes")
 
 
+def canonical(value):
+    """``value`` with every mapping's keys sorted, at every depth (lists keep their order).
+
+    Snakemake compares a job's params with its last run's as text, so a dataset's or proxy's
+    settings must not depend on the order the config happened to list its keys in.
+    """
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    return value
+
+
 def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Check ``config`` in place (filling defaults) and return it; raise :class:`ConfigError`."""
     schema = yaml.safe_load(Path(schema_path).read_text())

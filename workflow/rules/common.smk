@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from chameleon_mix.config import BASE_MODEL, ConfigError, validate_config
+from chameleon_mix.config import BASE_MODEL, ConfigError, canonical, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
 from chameleon_mix.launch import job_json, launcher
 from chameleon_mix.model import gpus_for_width, model_spec
@@ -17,8 +17,10 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-DATASETS = config["datasets"]
-PROXIES = config["proxies"]
+# Each entry's settings in canonical key order (the datasets keep theirs: the first is the
+# default target), so a reordered or sorted copy of the config reruns nothing.
+DATASETS = {name: canonical(dataset) for name, dataset in config["datasets"].items()}
+PROXIES = {name: canonical(proxy) for name, proxy in config["proxies"].items()}
 SAFE = "[A-Za-z0-9][A-Za-z0-9_.+-]*"
 
 
