@@ -11,10 +11,13 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/shards.smk"
+include: "workflow/rules/clusters.smk"
 include: "workflow/rules/tokens.smk"
 include: "workflow/rules/proxy.smk"
 include: "workflow/rules/embed.smk"
 include: "workflow/rules/weights.smk"
+include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/mixtures.smk"
 include: "workflow/rules/base.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/finetune.smk"
@@ -29,13 +32,8 @@ localrules:
     finetune_demo,
     weights,
     stability,
-    mixture_uniform,
-    mixture_human,
-    mixture_chameleon,
-    mixture_chameleon_pt,
-    mixture_doremi,
-    mixture_doge,
-    mixture_regmix,
+    sensitivity,
+    mixture,
     report,
     export,
 

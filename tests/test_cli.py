@@ -38,6 +38,7 @@ def test_weights_from_a_directory(embeddings, tmp_path, stage, capsys):
         "lam": 2.0,
         "lam_scaled": 8.0,
         "tau": 0.5,
+        "temperature": "paper",
         "center": True,
         "normalize": True,
     }

@@ -23,7 +23,13 @@ def test_shipped_config_is_valid_and_gets_defaults():
     config = validate_config(copy.deepcopy(SHIPPED))
     demo = config["datasets"]["demo"]
     assert demo["stage"] == "pretrain"
-    assert demo["weights"] == {"lam": 10, "tau": None, "center": True, "normalize": True}
+    assert demo["weights"] == {
+        "lam": 10,
+        "tau": None,
+        "temperature": None,
+        "center": True,
+        "normalize": True,
+    }
     assert demo["embedding"]["layer"] is None and demo["embedding"]["samples"] == 256
     assert config["proxies"]["slimpajama-82m"]["train"]["weight_decay"] == 0.01
     assert set(config["datasets"]) >= {"demo", "demo-new", "slimpajama", "pile", "wiki40b", "stack"}
@@ -145,7 +151,44 @@ def set_in(path, value):
         ),
         (
             set_in(["datasets", "wiki40b", "methods"], ["uniform", "doremi"]),
-            r"datasets\.wiki40b\.methods: doremi train proxies from scratch",
+            r"datasets\.wiki40b\.methods: doremi cannot weight a finetune dataset \(the "
+            r"baseline mixers train proxies from scratch",
+        ),
+        (
+            set_in(["datasets", "demo", "methods"], ["uniform", "chameleon_pt"]),
+            r"datasets\.demo\.methods: chameleon_pt cannot weight a pretrain dataset",
+        ),
+        (
+            set_in(["datasets", "demo", "methods"], ["uniform", "dorami"]),
+            r"datasets\.demo\.methods: unknown method\(s\) \['dorami'\]; known: uniform, human, "
+            r"chameleon, chameleon_pt, doremi, doge, regmix",
+        ),
+        (
+            set_in(["datasets", "demo", "base", "train"], {"lr": 1e-3, "min_lr": 1e-2}),
+            r"datasets\.demo\.base\.train\.min_lr: 0\.01 exceeds lr 0\.001",
+        ),
+        (
+            set_in(["datasets", "demo-code", "finetune", "train", "micro_batch_size"], 5),
+            r"datasets\.demo-code\.finetune\.train\.micro_batch_size: 5 does not divide "
+            r"batch_size 16",
+        ),
+        (
+            set_in(["datasets", "demo-clusters", "domains", "cluster", "dataset"], "demo-code"),
+            r"datasets\.demo-clusters\.domains\.cluster\.dataset: 'demo-code' is a finetune "
+            r"dataset; name a pretraining dataset with listed domains and the same proxy",
+        ),
+        (
+            set_in(["datasets", "demo-clusters", "domains", "cluster", "dataset"], "slimpajama"),
+            r"'slimpajama' is embedded by proxy 'slimpajama-82m', this dataset by 'demo-tiny'",
+        ),
+        (
+            set_in(["proxies", "demo-tiny", "dataset"], "demo-clusters"),
+            r"proxies\.demo-tiny\.dataset: 'demo-clusters' is clustered by the embeddings of "
+            r"its proxy, so no proxy can train on its clusters",
+        ),
+        (
+            set_in(["datasets", "demo", "seeds"], [0, 0]),
+            r"datasets\.demo\.seeds: \[0, 0\] has non-unique elements",
         ),
         (
             set_in(["datasets", "demo", "baselines"], {"dorami": {}}),
@@ -275,3 +318,95 @@ def test_a_reordered_config_resolves_to_the_same_settings():
     # Lists keep their order: a dataset's domains are an ordered list.
     names = [d["name"] for d in canonical(SHIPPED["datasets"]["demo"])["domains"]]
     assert names == [d["name"] for d in SHIPPED["datasets"]["demo"]["domains"]]
+
+
+def resolved(edit=lambda config: None):
+    from chameleon_mix.settings import resolve
+
+    return resolve(validate_config(broken(edit)))
+
+
+def test_a_base_model_without_a_schedule_trains_on_the_proxys():
+    """config/README: `base.train` absent = the proxy's schedule (not the schema's 2000 steps)."""
+
+    def model_only(config):
+        config["datasets"]["demo-new"]["base"] = {
+            "model": {"n_layer": 1, "n_head": 2, "n_embd": 64}
+        }
+
+    demo_new = resolved(model_only)["datasets"]["demo-new"]
+    proxy_train = SHIPPED["proxies"]["demo-tiny"]["train"]
+    base = demo_new["schedules"]["base"]
+    assert base["steps"] == proxy_train["steps"] == 300 and base["lr"] == proxy_train["lr"]
+    assert base["checkpoints"] == []  # kept checkpoints are the proxy's, for stability
+    assert demo_new["models"]["base"] == {"n_layer": 1, "n_head": 2, "n_embd": 64, "n_inner": 256}
+    assert demo_new["seeds"] == [base["seed"]]
+
+
+def test_every_schedule_and_model_is_explicit():
+    datasets = resolved()["datasets"]
+    train_keys = set(SCHEMA["$defs"]["train"]["properties"])
+    for name, dataset in datasets.items():
+        for job, schedule in dataset["schedules"].items():
+            assert set(schedule) == train_keys, (name, job)
+        for model in dataset.get("models", {}).values():
+            assert {"n_layer", "n_head", "n_embd", "n_inner"} <= set(model)
+    slimpajama = datasets["slimpajama"]
+    # DoReMi's reference trains on DoReMi's schedule, so the 2k-step proxy is not reused.
+    assert slimpajama["schedules"]["doremi_reference"] == slimpajama["schedules"]["doremi"]
+    assert slimpajama["schedules"]["doremi"]["steps"] == 10000
+    assert not slimpajama["doremi_reference_reused"] and datasets["demo"]["doremi_reference_reused"]
+    assert slimpajama["weights"]["tau"] == 5.0 and datasets["wiki40b"]["weights"]["tau"] == 0.2
+
+
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def schema_defaults(node):
+    return {k: v["default"] for k, v in node["properties"].items() if "default" in v}
+
+
+def test_the_librarys_defaults_are_the_schemas():
+    """Each default is written once: where a library function or class has a default for a
+    config key, it is the schema's."""
+    import dataclasses
+    import inspect
+
+    from chameleon_mix import corpus, doge, doremi, krls, regmix, train, weights
+
+    dataset = SCHEMA["$defs"]["dataset"]["properties"]
+    baselines = dataset["baselines"]["properties"]
+    pairs = [
+        (krls.chameleon_weights, dataset["weights"]),
+        (weights.compute_weights, dataset["weights"]),
+        (doremi.DoReMi, baselines["doremi"]),
+        (doge.DoGE, baselines["doge"]),
+        (regmix.regmix_mixture, baselines["regmix"]),
+        (corpus.collect, SCHEMA["properties"]["corpus"]),
+    ]
+    checked = 0
+    for function, node in pairs:
+        defaults = schema_defaults(node)
+        for name, parameter in inspect.signature(function).parameters.items():
+            if parameter.default is inspect.Parameter.empty or name not in defaults:
+                continue
+            if parameter.default is None and defaults[name] is not None:
+                continue  # None: the module's named constant, compared below
+            if defaults[name] is None and name in ("tau", "temperature"):
+                continue  # null: decided per dataset (chameleon_mix.settings), checked below
+            assert parameter.default == defaults[name], (function.__qualname__, name)
+            checked += 1
+    fields = {f.name: f for f in dataclasses.fields(train.TrainConfig)}
+    for name, default in schema_defaults(SCHEMA["$defs"]["train"]).items():
+        field = fields[name]
+        value = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        assert value == default, ("TrainConfig", name)
+        checked += 1
+    corpus_defaults = schema_defaults(SCHEMA["properties"]["corpus"])
+    assert corpus_defaults["max_rejected_fraction"] == corpus.MAX_REJECTED_FRACTION
+    assert krls.DEFAULT_TAU == {"pretrain": 5.0, "finetune": 0.2}  # the paper's; schema: null
+    assert krls.DEFAULT_TEMPERATURE == "paper"
+    datasets = resolved()["datasets"]
+    assert datasets["demo"]["weights"]["temperature"] == "paper"
+    assert datasets["demo"]["weights"]["tau"] == krls.DEFAULT_TAU["pretrain"]
+    assert checked >= 20

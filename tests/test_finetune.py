@@ -107,6 +107,7 @@ def test_the_control_mixture_inverts_the_finetuning_order(tmp_path):
         "domains": names,
         "scores": dict(zip(names, scores)),
         "weights": dict(zip(names, softmax(scores, 0.2))),
+        "params": {"lam": 10.0, "tau": 0.2, "temperature": "paper"},
         "embeddings": {n: info for n in names},
     }
     (tmp_path / "weights.json").write_text(json.dumps(report))
@@ -142,7 +143,7 @@ def finetune_config(model_dir, **changes):
             r"datasets\.ft\.pretrained: /no/such/model is not a dir",
         ),
         (
-            {"pretrained": "results/elsewhere/base/uniform/model"},
+            {"pretrained": "results/elsewhere/base/uniform/seed-0/model"},
             r"base model of 'elsewhere', which is not a pretraining dataset",
         ),
         ({"base": {"model": "tiny"}}, r"datasets\.ft\.base: a finetune dataset trains no base"),
@@ -177,8 +178,10 @@ def test_a_finetune_dataset_schedules_no_proxy_or_tokenizer(workdir):
     rules = {rule for rule, _ in jobs}
     assert not rules & {"train_proxy", "train_tokenizer", "train_base", "stability"}
     finetuned = sorted(w for rule, w in jobs if rule == "finetune")
-    assert finetuned == [
-        f"dataset=ft, method={m}" for m in ("chameleon", "chameleon_pt", "uniform")
+    assert finetuned == [  # one job per method and seed (the dataset's `seeds: [0, 1]`)
+        f"dataset=ft, method={m}, seed={s}"
+        for m in ("chameleon", "chameleon_pt", "uniform")
+        for s in (0, 1)
     ]
     assert sum(rule == "embed_domain" for rule, _ in jobs) == len(DOMAINS)
 

@@ -63,7 +63,8 @@ def test_resumed_run_reaches_the_same_state_as_an_uninterrupted_one(
         tok,
         "cpu",
         stop_after=5,
-        metadata={"model": model_spec(TINY)},  # as train_from_scratch: the same run's fingerprint
+        # as train_from_scratch: the same run's fingerprint
+        metadata={"model": {**model_spec(TINY), "vocab_size": len(tok)}},
     )
     assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["step-4"]
     resumed = train_from_scratch(

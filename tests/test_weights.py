@@ -1,7 +1,10 @@
-"""The weights stage on real embeddings: two domains holding the same data are named."""
+"""The weights stage on real embeddings (two domains holding the same data are named) and on
+many domains; the files it writes."""
 
+import csv
 import json
 
+import matplotlib.image
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -9,11 +12,20 @@ import pytest
 import torch
 from conftest import domain_texts
 
+from chameleon_mix import plots
+from chameleon_mix import weights as weights_module
 from chameleon_mix.embed import embed_domain_to_files
+from chameleon_mix.krls import AFFINITY_MAX_DOMAINS
 from chameleon_mix.model import build_model
 from chameleon_mix.tokenizer import load_tokenizer
 from chameleon_mix.tokens import write_token_files
-from chameleon_mix.weights import NEAR_DUPLICATE, compute_weights, duplicate_warnings
+from chameleon_mix.weights import (
+    DISTANCE_BLOCK,
+    NEAR_DUPLICATE,
+    compute_weights,
+    duplicate_warnings,
+    weights_stage,
+)
 
 SETTINGS = {"samples": 24, "seq_len": 16, "sampling": "stream", "batch_size": 24}
 
@@ -91,3 +103,86 @@ def test_near_identical_embeddings_are_named_without_equal_tokens(embeddings):
     assert "together they get 0.500 of the weight" in warning
     near = X[1] + 2 * NEAR_DUPLICATE * spread * direction
     assert duplicate_warnings(np.vstack([X, near]), names, no_digests, weights) == []
+
+
+def write_embeddings(directory, X, names, samples=False):
+    """Domain -> ``.npy`` path of each row of X (and a ``.samples.npy`` of two rows beside)."""
+    files = {}
+    for name, row in zip(names, X):
+        files[name] = directory / f"{name}.npy"
+        np.save(files[name], row)
+        if samples:
+            np.save(directory / f"{name}.samples.npy", np.stack([row, row + 0.1]))
+    return files
+
+
+def refuse_constant(name):
+    raise ValueError(f"weights.json holds {name}, which is not JSON")
+
+
+def test_a_zero_score_writes_no_infinity_and_pretraining_names_the_domain(tmp_path):
+    """A domain at the others' mean scores 0 up to rounding after centring."""
+    others = np.random.default_rng(0).normal(size=(4, 6))
+    names = ["arxiv", "book", "cc", "github", "centre"]
+    files = write_embeddings(tmp_path, np.vstack([others, others.mean(axis=0)]), names)
+    out = tmp_path / "finetune" / "weights.json"
+    report = compute_weights(files, out, stage="finetune")
+    written = json.loads(out.read_text(), parse_constant=refuse_constant)
+    assert written["scores"]["centre"] < 1e-8 * max(written["scores"].values())
+    assert "inverse_scores" not in written  # finetuning's formula has no 1/S
+    assert min(report["weights"], key=report["weights"].get) == "centre"
+    out = tmp_path / "pretrain" / "weights.json"
+    with pytest.raises(ValueError, match="leverage score is 0 .* for centre: its embedding"):
+        compute_weights(files, out, stage="pretrain", affinity_csv=tmp_path / "a.csv")
+    assert not out.exists() and not (tmp_path / "a.csv").exists()
+    # Without the centroid domain the pretraining weights write 1/S, all finite.
+    del files["centre"]
+    compute_weights(files, out, stage="pretrain")
+    written = json.loads(out.read_text(), parse_constant=refuse_constant)
+    assert written["inverse_scores"]["cc"] == pytest.approx(1 / written["scores"]["cc"])
+
+
+def test_many_domains_leave_out_the_affinity_and_still_find_near_copies(tmp_path):
+    """Past AFFINITY_MAX_DOMAINS no (k, k) matrix is written; duplicate_warnings compares the
+    domains block by block, and a near-copy in another block than its original is found."""
+    k = AFFINITY_MAX_DOMAINS + 1
+    X = np.random.default_rng(1).normal(size=(k, 8))
+    X[1500] = X[3] + 1e-4  # in another block (DISTANCE_BLOCK rows) than domain 3
+    assert 3 // DISTANCE_BLOCK != 1500 // DISTANCE_BLOCK
+    names = [f"c{i:04d}" for i in range(k)]
+    files = write_embeddings(tmp_path, X, names)
+    report = compute_weights(
+        files, tmp_path / "weights.json", affinity_csv=tmp_path / "affinity.csv",
+        temperature="scaled",
+    )  # fmt: skip
+    written = json.loads((tmp_path / "weights.json").read_text(), parse_constant=refuse_constant)
+    assert written["affinity"] is None
+    assert written["affinity_note"].startswith(f"affinity not stored: {k} domains, above 2000")
+    assert written["params"]["temperature"] == "scaled"
+    with open(tmp_path / "affinity.csv") as f:
+        assert list(csv.reader(f)) == [["note"], [written["affinity_note"]]]
+    [warning] = report["warnings"]
+    assert warning.startswith("domains 'c0003' and 'c1500' have near-identical embeddings")
+
+
+def test_the_affinity_plot_is_a_note_for_many_domains(tmp_path, monkeypatch):
+    """The heatmap labels each domain; past AFFINITY_PLOT_MAX_DOMAINS (here lowered to 4, to
+    keep the test fast) a note stands in for it."""
+    monkeypatch.setattr(weights_module, "AFFINITY_PLOT_MAX_DOMAINS", 4)
+    monkeypatch.setattr(plots, "MAX_LABELLED", 4)  # the weights as a ranked line instead
+    monkeypatch.setattr(weights_module, "MAP_POINTS", 5)  # one sample per domain on the map
+    names = ["arxiv", "book", "cc", "c4", "github"]
+    X = np.random.default_rng(2).normal(size=(len(names), 4))
+    files = write_embeddings(tmp_path, X, names, samples=True)
+    outputs = {
+        key: tmp_path / "out" / f"{key}.{suffix}"
+        for key, suffix in [("weights", "json"), ("affinity", "csv"), ("affinity_plot", "png"),
+                            ("map_plot", "png"), ("weights_plot", "png")]
+    }  # fmt: skip
+    settings = {"stage": "pretrain", "lam": 10.0, "tau": None, "temperature": "scaled"}
+    report = weights_stage(files, settings, outputs, {"dataset": "t"})
+    assert len(report["affinity"]) == len(names)  # written, but not drawn
+    note = matplotlib.image.imread(outputs["affinity_plot"])
+    assert note.shape[0] < 250 < note.shape[1]  # a wide strip of text, not a square heatmap
+    ranked = matplotlib.image.imread(outputs["weights_plot"])
+    assert ranked.shape[1] > 1.5 * ranked.shape[0]  # 7 x 4 inches, not 4 x 4 of five bars

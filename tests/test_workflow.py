@@ -1,5 +1,6 @@
 """The workflow end to end on a small demo, and what reruns when domains or datasets are added."""
 
+import csv
 import json
 import re
 import shutil
@@ -28,7 +29,9 @@ def small_config(domains, extra_datasets=None):
         "methods": ["uniform", "human", "chameleon", "doremi", "doge", "regmix"],
         "human_weights": {d: 1 / len(domains) for d in domains},
         # DoReMi and DoGE train the proxy's 12 steps; RegMix 2 runs of 4 steps.
-        "baselines": {"regmix": {"runs": 2, "steps": 4, "candidates": 1000, "top_k": 16}},
+        "baselines": {
+            "regmix": {"runs": 2, "train": {"steps": 4}, "candidates": 1000, "top_k": 16}
+        },
         "base": {
             "model": {"n_layer": 1, "n_head": 2, "n_embd": 32},
             "train": {"steps": 10, "batch_size": 8, "seq_len": 32, "warmup_steps": 2},
@@ -86,7 +89,7 @@ def write_config(workdir, config):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def small_finetune_dataset(pretrained="results/small/base/uniform/model", methods=None):
+def small_finetune_dataset(pretrained="results/small/base/uniform/seed-0/model", methods=None):
     """Finetuning a model on the same kinds of text: no proxy, the model itself embeds."""
     return {
         "stage": "finetune",
@@ -97,6 +100,7 @@ def small_finetune_dataset(pretrained="results/small/base/uniform/model", method
         "domains": [{"name": d, "collect": d} for d in DOMAINS],
         "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
         "methods": methods or ["uniform", "chameleon"],
+        "seeds": [0, 1],
         "finetune": {"train": {"steps": 6, "batch_size": 4, "seq_len": 32, "warmup_steps": 2}},
         "evaluation": {"tasks": ["local"], "shots": [0], "local_examples": 4},
     }
@@ -139,12 +143,15 @@ def test_comparison_report(workdir):
     methods = ["uniform", "human", "chameleon", "doremi", "doge", "regmix"]
     for name in [*methods, *DOMAINS, "cmix_small_continuation"]:
         assert name in report
-    assert "Domains better than uniform" in report and "Average PPL" in report
-    assert "DoReMi: reference training" in report and "RegMix: training" in report
-    table = (workdir / "results/small/report/comparison.csv").read_text()
-    rows = [line.split(",") for line in table.splitlines()]
-    assert sum(r[0] == "perplexity" for r in rows) == len(methods) * len(DOMAINS)
-    compute = {r[2]: float(r[3]) for r in rows if r[:2] == ["summary", "compute_flops"]}
+    assert "Domains significantly better / worse than uniform" in report
+    assert "Average PPL" in report and "One training seed per method" in report
+    assert "doremi: reference training" in report
+    assert "regmix: training and validating every small run" in report
+    with open(workdir / "results/small/report/comparison.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    perplexity = [r for r in rows if r[0] == "perplexity" and r[4] == "value"]
+    assert len(perplexity) == len(methods) * len(DOMAINS)  # one seed
+    compute = {r[2]: float(r[5]) for r in rows if r[:2] == ["summary", "compute_flops"]}
     assert compute.keys() == set(methods) and compute["uniform"] == compute["human"] == 0
     mixtures = {
         m: json.loads((workdir / f"results/small/mixtures/{m}.json").read_text())
@@ -168,7 +175,7 @@ def test_comparison_report(workdir):
     assert (workdir / "results/small/report/stability.png").stat().st_size > 1000
     chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
     assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
-    log = json.loads((workdir / "results/small/base/chameleon/train_log.json").read_text())
+    log = json.loads((workdir / "results/small/base/chameleon/seed-0/train_log.json").read_text())
     examples = 10 * 8
     for domain, weight in chameleon["weights"].items():
         share = log["tokens_per_domain"][domain] / log["tokens_total"]
@@ -178,7 +185,7 @@ def test_comparison_report(workdir):
 def test_finetuning_the_base_model_end_to_end(workdir):
     """Pretrain -> FT weights from the base model itself -> finetune per method -> report."""
     results = workdir / "results/small-ft"
-    pretrained = "results/small/base/uniform/model"
+    pretrained = "results/small/base/uniform/seed-0/model"
     report = json.loads((results / "weights.json").read_text())
     assert report["stage"] == "finetune" and report["proxy"] is None
     assert report["embedding_model"] == pretrained and report["params"]["tau"] == 0.2
@@ -190,14 +197,49 @@ def test_finetuning_the_base_model_end_to_end(workdir):
     chameleon = json.loads((results / "mixtures/chameleon.json").read_text())
     assert chameleon["proxy_flops"] == 0 and chameleon["compute_flops"] > 0  # embedding only
     for method in ("uniform", "chameleon"):
-        log = json.loads((results / f"finetune/{method}/train_log.json").read_text())
-        assert log["pretrained"]["path"] == pretrained and log["config"]["steps"] == 6
         mixture = json.loads((results / f"mixtures/{method}.json").read_text())
-        assert mixture["weights"] == pytest.approx(log["weights"])
+        logs = [
+            json.loads((results / f"finetune/{method}/seed-{seed}/train_log.json").read_text())
+            for seed in (0, 1)
+        ]
+        for seed, log in enumerate(logs):
+            assert log["pretrained"]["path"] == pretrained and log["config"]["steps"] == 6
+            assert log["config"]["seed"] == seed
+            assert mixture["weights"] == pytest.approx(log["weights"])
+        assert logs[0]["log"] != logs[1]["log"]  # the seeds draw other batches
     assert not (workdir / "results/small-ft/base").exists()
-    table = (results / "report/comparison.csv").read_text()
-    rows = [line.split(",") for line in table.splitlines()]
-    assert sum(r[0] == "perplexity" for r in rows) == 2 * len(DOMAINS)
+    with open(results / "report/comparison.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    per_seed = [r for r in rows if r[0] == "perplexity" and r[4] == "value"]
+    assert len(per_seed) == 2 * 2 * len(DOMAINS)  # two methods, two seeds each
+    means = {(r[1], r[2]): float(r[5]) for r in rows if r[0] == "perplexity" and r[4] == "mean"}
+    for (domain, method), mean in means.items():
+        values = [float(r[5]) for r in per_seed if r[1] == domain and r[2] == method]
+        assert mean == pytest.approx(np.mean(values)) and len(values) == 2
+
+
+def test_a_sorted_copy_of_the_config_plans_nothing(workdir, tmp_path):
+    """Params are compared as text: the same config with its keys sorted (as yaml.safe_dump
+    writes it) must rerun no job, the proxy least of all."""
+    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
+    targets = ("results/small/report/comparison.md", "results/small-ft/report/comparison.md")
+    assert [job for target in targets for job in planned_jobs(workdir, target)] == []
+    write_config(workdir, config)
+
+
+def test_changing_lambda_plans_only_the_weights(workdir):
+    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    config["datasets"]["small"]["weights"] = {"lam": 3.0}
+    write_config(workdir, config)
+    try:
+        jobs = planned_jobs(workdir, "results/small/weights.json")
+        assert jobs == [("weights", "dataset=small")]
+        assert [rule for rule, _ in planned_jobs(workdir, "results/small/stability.csv")] == [
+            "stability"
+        ]
+    finally:
+        write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
 
 
 def test_snakemake_report_holds_the_comparison(workdir):
@@ -229,6 +271,28 @@ def test_adding_a_domain_reruns_only_that_domain_and_the_weights(workdir):
     report = json.loads((workdir / "results/small/weights.json").read_text())
     assert report["domains"] == [*DOMAINS, "changelogs"]
     assert model.stat().st_mtime_ns == stamp
+
+
+def test_changing_a_domains_source_plans_only_that_domain_and_the_weights(workdir):
+    """The same text read from a file instead of its collector: new shards, tokens and
+    embedding for that domain, new weights; nothing else (the proxy never saw the domain)."""
+    config = small_config([*DOMAINS, "changelogs"])
+    write_config(workdir, config)
+    snakemake(workdir, "results/small/weights.json")
+    config["datasets"]["small"]["domains"][-1] = {
+        "name": "changelogs",
+        "source": {"files": "results/corpus/changelogs.jsonl", "format": "jsonl"},
+    }
+    write_config(workdir, config)
+    try:
+        assert planned_jobs(workdir, "results/small/weights.json") == [
+            ("embed_domain", "dataset=small, ckpt=final, domain=changelogs"),
+            ("sample_shards", "dataset=small, domain=changelogs"),
+            ("tokenize_domain", "dataset=small, domain=changelogs"),
+            ("weights", "dataset=small"),
+        ]
+    finally:
+        write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
 
 
 def test_a_new_dataset_reusing_the_proxy_trains_nothing(workdir):

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from .krls import DEFAULT_LAM, DEFAULT_TEMPERATURE, TEMPERATURES
 from .weights import compute_weights
 
 
@@ -91,8 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("embeddings", type=Path, help="directory of DOMAIN.npy files")
     parser.add_argument("--stage", choices=["pretrain", "finetune"], default="pretrain")
-    parser.add_argument("--lam", type=float, default=10.0, help="ridge lambda (scaled by k)")
-    parser.add_argument("--tau", type=float, default=None, help="softmax temperature (5 / 0.2)")
+    parser.add_argument("--lam", type=float, default=DEFAULT_LAM, help="ridge lambda (scaled by k)")
+    parser.add_argument(
+        "--tau", type=float, default=None, help="softmax temperature (the stage's default)"
+    )
+    parser.add_argument(
+        "--temperature",
+        choices=TEMPERATURES,
+        default=DEFAULT_TEMPERATURE,
+        help="paper: the paper's softmax of 1/S or S; scaled: of S / mean(S), for many domains",
+    )
     parser.add_argument("--no-center", dest="center", action="store_false")
     parser.add_argument("--no-normalize", dest="normalize", action="store_false")
     parser.add_argument("--out", type=Path, default=None, help="write weights JSON here")
@@ -107,7 +116,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no DOMAIN.npy files in {args.embeddings}")
     try:
         report = compute_weights(
-            files, args.out, args.stage, args.lam, args.tau, args.center, args.normalize
+            files,
+            args.out,
+            stage=args.stage,
+            lam=args.lam,
+            tau=args.tau,
+            temperature=args.temperature,
+            center=args.center,
+            normalize=args.normalize,
         )
     except ValueError as err:
         print(f"chameleon-weights: error: {err}", file=sys.stderr)

@@ -58,6 +58,27 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def _within_form(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For a value that may take several forms (``oneOf``), the error inside the one form
+    whose type it has (a list of domains, not the mapping of a clustered dataset), so the
+    message names the bad key rather than listing the forms."""
+    if error.validator != "oneOf" or not error.context:
+        return error
+    branches: dict[int, list] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+    same_type = [
+        subs
+        for subs in branches.values()
+        if not any(sub.validator == "type" and not sub.relative_path for sub in subs)
+    ]
+    if len(same_type) != 1 or any(
+        sub.validator in ("const", "enum") and not sub.relative_path for sub in same_type[0]
+    ):
+        return error  # a scalar of none of the forms: the message lists them
+    return _within_form(max(same_type[0], key=lambda e: len(list(e.absolute_path))))
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     path = ""
     for part in error.absolute_path:
@@ -127,10 +148,13 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: len(list(e.absolute_path)))
     if errors:
-        deepest = max(errors, key=lambda e: len(list(e.absolute_path)))
+        deepest = _within_form(max(errors, key=lambda e: len(list(e.absolute_path))))
         raise ConfigError(f"config: {_key_path(deepest)}: {_explain(deepest)}")
     _check_finite(config, "")
     _check_references(config)
+    from .settings import resolve
+
+    resolve(config)  # the schedules' cross-key checks, for every schedule a job trains on
     return config
 
 
@@ -180,10 +204,14 @@ def _check_references(config: dict) -> None:
                 f"{where}: results/{name}/ is the workflow's own folder "
                 f"({', '.join(RESERVED_DATASET_NAMES)} are taken); rename the dataset"
             )
-        names = [d["name"] for d in dataset["domains"]]
+        listed = isinstance(dataset["domains"], list)
+        if listed:
+            names = [d["name"] for d in dataset["domains"]]
+        else:
+            names = _check_clusters(where, dataset, datasets)
         _check_names(where, names)
         _check_stage(where, dataset, datasets, proxies)
-        for i, domain in enumerate(dataset["domains"]):
+        for i, domain in enumerate(dataset["domains"] if listed else []):
             if "value" in domain and "source" not in dataset:
                 raise ConfigError(
                     f"{where}.domains[{i}] ({domain['name']}): `value` selects records of the "
@@ -194,6 +222,7 @@ def _check_references(config: dict) -> None:
                     f"{where}.domains[{i}] ({domain['name']}): unknown collector "
                     f"{domain['collect']!r}; known: {', '.join(sorted(COLLECTORS))}"
                 )
+        _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
             raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
         human = dataset.get("human_weights")
@@ -223,6 +252,12 @@ def _check_references(config: dict) -> None:
             )
         if proxy["dataset"] not in datasets:
             raise ConfigError(f"{where}.dataset: no dataset named {proxy['dataset']!r}")
+        if not isinstance(datasets[proxy["dataset"]]["domains"], list):
+            raise ConfigError(
+                f"{where}.dataset: {proxy['dataset']!r} is clustered by the embeddings of its "
+                "proxy, so no proxy can train on its clusters; train it on the dataset the "
+                "clusters pool"
+            )
         known = {d["name"] for d in datasets[proxy["dataset"]]["domains"]}
         unknown = [d for d in proxy["domains"] if d not in known]
         if unknown:
@@ -232,25 +267,45 @@ def _check_references(config: dict) -> None:
         spec = model_spec(proxy["model"])
         if spec["n_embd"] % spec["n_head"]:
             raise ConfigError(f"{where}.model: n_embd {spec['n_embd']} is not divisible by n_head")
-        train = proxy["train"]
-        late = [s for s in train["checkpoints"] if s > train["steps"]]
-        if late:
-            raise ConfigError(f"{where}.train.checkpoints: {late} exceed steps={train['steps']}")
-        if train["min_lr"] > train["lr"]:
-            raise ConfigError(f"{where}.train.min_lr: {train['min_lr']} exceeds lr {train['lr']}")
-        micro = train["micro_batch_size"]
-        if micro and train["batch_size"] % micro:
-            raise ConfigError(
-                f"{where}.train.micro_batch_size: {micro} does not divide batch_size "
-                f"{train['batch_size']}"
-            )
         path = proxy["tokenizer"].get("path")
         if path and not Path(path).is_dir():
             raise ConfigError(f"{where}.tokenizer.path: {path} is not a directory")
 
 
-# A base model this workflow trains: results/<dataset>/base/<method>/model.
-BASE_MODEL = re.compile(r"^results/(?P<dataset>[^/]+)/base/(?P<method>[^/]+)/model/?$")
+def _check_clusters(where: str, dataset: dict, datasets: dict) -> list[str]:
+    """A clustered dataset pools the documents of a pretraining dataset with listed domains
+    and the same proxy (the proxy embeds the documents and later the clusters); returns the
+    clusters' domain names."""
+    from .clusters import cluster_names
+
+    clusters = dataset["domains"]["cluster"]
+    source = datasets.get(clusters["dataset"])
+    problem = (
+        "is not a dataset of this config"
+        if source is None
+        else "is a finetune dataset"
+        if source["stage"] != "pretrain"
+        else "is itself clustered"
+        if not isinstance(source["domains"], list)
+        else f"is embedded by proxy {source.get('proxy')!r}, this dataset by "
+        f"{dataset.get('proxy')!r}"
+        if source.get("proxy") != dataset.get("proxy")
+        else None
+    )
+    if dataset["stage"] != "pretrain":
+        problem = "belongs to a finetune dataset; clusters weight pretraining data"
+    if problem:
+        raise ConfigError(
+            f"{where}.domains.cluster.dataset: {clusters['dataset']!r} {problem}; name a "
+            "pretraining dataset with listed domains and the same proxy"
+        )
+    return cluster_names(clusters["k"])
+
+
+# A base model this workflow trains: results/<dataset>/base/<method>/seed-<seed>/model.
+BASE_MODEL = re.compile(
+    r"^results/(?P<dataset>[^/]+)/base/(?P<method>[^/]+)/seed-(?P<seed>\d+)/model/?$"
+)
 
 
 def _check_stage(where: str, dataset: dict, datasets: dict, proxies: dict) -> None:
@@ -260,11 +315,6 @@ def _check_stage(where: str, dataset: dict, datasets: dict, proxies: dict) -> No
             raise ConfigError(
                 f"{where}.pretrained: only a `stage: finetune` dataset has a pretrained model; "
                 "set the stage or remove the key"
-            )
-        if "chameleon_pt" in dataset["methods"]:
-            raise ConfigError(
-                f"{where}.methods: chameleon_pt is the finetuning control; a pretraining "
-                "dataset's `chameleon` already uses the inverse scores"
             )
         if "proxy" not in dataset:
             raise ConfigError(f"{where}: name the `proxy` that embeds its domains")
@@ -288,7 +338,7 @@ def _check_stage(where: str, dataset: dict, datasets: dict, proxies: dict) -> No
     if pretrained is None:
         raise ConfigError(
             f"{where}.pretrained: a finetune dataset needs the model that embeds and is "
-            "finetuned, e.g. results/demo/base/uniform/model or a local model directory"
+            "finetuned, e.g. results/demo/base/uniform/seed-0/model or a local model directory"
         )
     made_here = BASE_MODEL.match(pretrained)
     if made_here:
@@ -302,18 +352,36 @@ def _check_stage(where: str, dataset: dict, datasets: dict, proxies: dict) -> No
         raise ConfigError(
             f"{where}.pretrained: {pretrained} is not a directory; give a Hugging Face "
             "causal-LM directory (config.json, weights, tokenizer) or a base model of this "
-            "workflow (results/<dataset>/base/<method>/model)"
+            "workflow (results/<dataset>/base/<method>/seed-<seed>/model)"
+        )
+
+
+def _check_methods(where: str, dataset: dict) -> None:
+    """Every method is one of the registry's, for a stage it serves."""
+    from .methods import METHODS
+
+    unknown = [m for m in dataset["methods"] if m not in METHODS]
+    if unknown:
+        raise ConfigError(
+            f"{where}.methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"
+        )
+    stage = dataset["stage"]
+    wrong = [m for m in dataset["methods"] if stage not in METHODS[m].stages]
+    if wrong:
+        why = {
+            "pretrain": "chameleon_pt is the finetuning control; a pretraining dataset's "
+            "`chameleon` already uses the inverse scores",
+            "finetune": "the baseline mixers train proxies from scratch and weight "
+            "pretraining data",
+        }[stage]
+        raise ConfigError(
+            f"{where}.methods: {', '.join(wrong)} cannot weight a {stage} dataset ({why}); "
+            "remove them from its methods"
         )
 
 
 def _check_baselines(where: str, dataset: dict, names: list[str]) -> None:
-    """The baseline mixers train proxies from scratch, so only on pretraining datasets."""
-    baselines = [m for m in ("doremi", "doge", "regmix") if m in dataset["methods"]]
-    if baselines and dataset["stage"] == "finetune":
-        raise ConfigError(
-            f"{where}.methods: {', '.join(baselines)} train proxies from scratch and weight "
-            "pretraining data; remove them from a finetune dataset's methods"
-        )
+    """Cross-references of the baseline mixers' settings."""
     regmix = dataset["baselines"]["regmix"]
     if regmix["target"] is not None and regmix["target"] not in names:
         raise ConfigError(

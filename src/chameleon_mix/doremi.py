@@ -200,7 +200,8 @@ def doremi_mixture(
 ) -> dict:
     """DoReMi's averaged weights and their cost: the reference's training (counted even when
     it is the uniform proxy Chameleon also uses, since DoReMi needs it), the proxy's training
-    and the reference's forward passes during it."""
+    and the reference's forward passes during it. Each is counted from its own training log
+    (tokens, model, sequence length), whatever schedule each was trained on."""
     from .flops import forward_flops, training_flops
     from .mixtures import check_weights, write_mixture
 
@@ -208,8 +209,10 @@ def doremi_mixture(
     reference = json.loads(Path(reference_log).read_text())
     run = log["reweighting"]
     weights = check_weights(run["average"], domains, f"DoReMi weights in {proxy_log}")
+    reference_flops = training_flops(
+        reference["model"], reference["tokens_total"], reference["config"]["seq_len"]
+    )
     seq_len = log["config"]["seq_len"]
-    reference_flops = training_flops(reference["model"], reference["tokens_total"], seq_len)
     proxy_flops = training_flops(log["model"], log["tokens_total"], seq_len) + forward_flops(
         log["model"], run["recomputed_forward_tokens"], seq_len
     )
@@ -223,6 +226,7 @@ def doremi_mixture(
         proxy_flops=proxy_flops,
         reference_forward_flops=reference_forward,
         reference_reused=reference_reused,
+        reference_steps=reference["config"]["steps"],
         last_weights=run["last"],
         steps=len(run["trajectory"]),
         eta=run["eta"],

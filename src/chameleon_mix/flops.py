@@ -1,6 +1,16 @@
-"""FLOPs of training and embedding, from the architecture and token counts (Kaplan et al. 2020):
-a forward pass costs ``2 N + 2 n_layer seq_len d`` per token, ``N`` the non-embedding
-parameters; training costs three forward passes."""
+"""FLOPs of training, evaluation and embedding, from the architecture and token counts.
+
+A forward pass costs, per token, ``2 N + 2 n_layer seq_len d`` through the blocks (``N`` their
+parameters, the second term attention over the context; Kaplan et al. 2020) plus ``2 d V``
+through the LM head (``V`` the vocabulary); training costs three forward passes. The head is
+much of a small model's cost at V = 50257: 46% of the 82M proxy's, 84% of RegMix's 2x256
+model's. The embedding lookup is a gather, not a matrix product, and costs nothing here.
+
+A model is its spec ``{n_layer, n_head, n_embd, n_inner, vocab_size}``: a train log's
+``model`` entry, or a resolved dataset's ``models`` entry with the dataset's ``vocab_size``.
+:func:`planned_compute` gives each method's compute from the resolved settings alone, before
+anything runs; the mixture files record what was actually spent.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +22,127 @@ def block_parameters(spec: dict, layers: int | None = None) -> int:
     return per_block * (spec["n_layer"] if layers is None else layers)
 
 
-def forward_flops_per_token(spec: dict, seq_len: int, layers: int | None = None) -> float:
+def head_parameters(spec: dict) -> int:
+    """The LM head's ``n_embd x vocab_size`` matrix (tied to the token embedding in GPT-2)."""
+    if "vocab_size" not in spec:
+        raise ValueError(
+            f"model spec {spec} has no vocab_size: the LM head's FLOPs (2 x n_embd x "
+            "vocab_size per token) need it; a train log records it in its `model` entry, so "
+            "retrain a model whose log lacks it"
+        )
+    return spec["n_embd"] * spec["vocab_size"]
+
+
+def model_parameters(spec: dict, positions: int) -> int:
+    """Every trainable parameter of a GPT-2 with ``positions`` position embeddings: blocks,
+    final layer norm, token embedding (the head shares it) and position embedding."""
+    return (
+        block_parameters(spec)
+        + 2 * spec["n_embd"]
+        + head_parameters(spec)
+        + (positions * spec["n_embd"])
+    )
+
+
+def forward_flops_per_token(
+    spec: dict, seq_len: int, layers: int | None = None, head: bool = True
+) -> float:
+    """One token's forward pass through blocks ``1..layers`` (all by default) and, with
+    ``head``, the LM head."""
     layers = spec["n_layer"] if layers is None else layers
-    return 2.0 * block_parameters(spec, layers) + 2.0 * layers * seq_len * spec["n_embd"]
+    blocks = 2.0 * block_parameters(spec, layers) + 2.0 * layers * seq_len * spec["n_embd"]
+    return blocks + (2.0 * head_parameters(spec) if head else 0.0)
 
 
 def training_flops(spec: dict, tokens: int, seq_len: int) -> float:
     return 3.0 * forward_flops_per_token(spec, seq_len) * tokens
 
 
-def embedding_flops(spec: dict, layer: int, tokens: int, seq_len: int) -> float:
-    """Only blocks ``1..layer`` run when embedding."""
-    return forward_flops_per_token(spec, seq_len, layer) * tokens
-
-
 def forward_flops(spec: dict, tokens: int, seq_len: int) -> float:
     """Forward passes alone (a reference model's losses, an evaluation)."""
     return forward_flops_per_token(spec, seq_len) * tokens
+
+
+def embedding_flops(spec: dict, layer: int, tokens: int, seq_len: int) -> float:
+    """Only blocks ``1..layer`` run when embedding, never the head."""
+    return forward_flops_per_token(spec, seq_len, layer, head=False) * tokens
+
+
+def schedule_tokens(train: dict) -> int:
+    """Tokens a complete schedule trains on: every step's batch of ``seq_len`` targets."""
+    return train["steps"] * train["batch_size"] * train["seq_len"]
+
+
+def planned_compute(dataset: dict, proxy: dict, validation_tokens: int = 0) -> dict[str, float]:
+    """The FLOPs each of a resolved pretraining dataset's ``methods`` spends to obtain its
+    mixture, from the settings alone (``proxy``: the resolved proxy the dataset names):
+
+    - chameleon: the proxy's training (not when it is reused from another dataset) and the
+      embedding: ``samples`` windows of up to ``seq_len`` tokens per domain through blocks
+      ``1..layer`` (an upper bound: windows at the end of a short document are shorter);
+    - doremi: the reference's training (counted even when it is the uniform proxy, which
+      DoReMi needs), the proxy's training, the reference's forward pass over every proxy
+      token, and the proxy's forward repeated under gradient accumulation (one rank);
+    - doge: the proxy's training (the held-out ``mix`` rows too: they are forwarded and
+      backpropagated) plus, each step, the inner products of the per-domain gradients and
+      their weighted sum, as :class:`~chameleon_mix.doge.DoGE` counts them;
+    - regmix: every run's training plus its validation forwards over ``validation_tokens``
+      (all domains' val splits, known once tokenized; 0 leaves them out: about 1% of a run at
+      the paper's scale);
+    - uniform, human: nothing.
+    """
+    from .embed import middle_layer
+
+    if dataset["stage"] != "pretrain":
+        raise ValueError(
+            "planned compute is for pretraining datasets; a finetuning dataset's mixture "
+            "costs the pretrained model's embedding forwards, recorded in its mixture file"
+        )
+    vocab = dataset["vocab_size"]
+    spec = {name: {**model, "vocab_size": vocab} for name, model in dataset["models"].items()}
+    schedules, k = dataset["schedules"], len(dataset["domains"])
+
+    def trained(model: str, train: dict) -> float:
+        return training_flops(spec[model], schedule_tokens(train), train["seq_len"])
+
+    embedding = dataset["embedding"]
+    window = min(embedding["seq_len"], proxy["train"]["seq_len"])  # the proxy's context
+    layer = embedding["layer"] or middle_layer(spec["proxy"]["n_layer"])
+    chameleon = embedding_flops(spec["proxy"], layer, k * embedding["samples"] * window, window)
+    if not dataset["proxy_reused"]:
+        chameleon += trained("proxy", proxy["train"])
+
+    doremi_train = schedules["doremi"]
+    doremi_tokens, seq = schedule_tokens(doremi_train), doremi_train["seq_len"]
+    micro = doremi_train["micro_batch_size"]
+    recomputed = doremi_tokens if micro and micro < doremi_train["batch_size"] else 0
+    doremi = (
+        trained("doremi", schedules["doremi_reference"])
+        + trained("doremi", doremi_train)
+        + forward_flops(spec["doremi"], doremi_tokens + recomputed, seq)  # same architecture
+    )
+
+    doge_train = schedules["doge"]
+    # Per step: <g_i, g_mix> and |g_i| (target mix) or the k x k Gram matrix (others), then
+    # the weighted sum of the k gradients, each over every parameter.
+    products = 2 * k if dataset["baselines"]["doge"]["target"] == "mix" else k * k
+    parameters = model_parameters(spec["doge"], doge_train["seq_len"])
+    doge = trained("doge", doge_train) + doge_train["steps"] * 2.0 * parameters * (products + k)
+
+    regmix_train = schedules["regmix"]
+    regmix = dataset["baselines"]["regmix"]["runs"] * (
+        trained("regmix", regmix_train)
+        + forward_flops(spec["regmix"], validation_tokens, regmix_train["seq_len"])
+    )
+    planned = {
+        "uniform": 0.0,
+        "human": 0.0,
+        "chameleon": chameleon,
+        "doremi": doremi,
+        "doge": doge,
+        "regmix": regmix,
+    }
+    unknown = [m for m in dataset["methods"] if m not in planned]
+    if unknown:
+        raise ValueError(f"planned compute knows no method {unknown}; add its count here")
+    return {method: planned[method] for method in dataset["methods"]}

@@ -80,14 +80,16 @@ def chameleon_mixture(
     the other stage's formula on the same scores, e.g. ``softmax((1/S)/5)`` for finetuning.
     """
     from .flops import embedding_flops, training_flops
-    from .krls import DEFAULT_TAU, softmax
+    from .krls import stage_weights
 
     report = json.loads(Path(weights_json).read_text())
     weights = report["weights"]
     if stage is not None and stage != report["stage"]:
-        scores = np.array([report["scores"][d] for d in report["domains"]])
-        z = 1.0 / scores if stage == "pretrain" else scores
-        weights = dict(zip(report["domains"], softmax(z, DEFAULT_TAU[stage]).tolist()))
+        # The other stage's formula at its default temperature, on the same scores.
+        names = report["domains"]
+        scores = np.array([report["scores"][d] for d in names])
+        alpha = stage_weights(scores, stage, None, report["params"]["temperature"], names)
+        weights = dict(zip(names, alpha.tolist()))
     checked = check_weights(weights, domains, f"Chameleon weights {weights_json}")
     embed = sum(
         embedding_flops(info["architecture"], info["layer"], info["tokens"], info["seq_len"])

@@ -121,7 +121,8 @@ def unpadded(model, vocab_size: int | None):
 
 
 def architecture(config) -> dict:
-    """``{n_layer, n_head, n_embd, n_inner}`` of any Hugging Face decoder config (for FLOPs)."""
+    """``{n_layer, n_head, n_embd, n_inner, vocab_size}`` of any Hugging Face decoder config
+    (for FLOPs)."""
     hidden = config.hidden_size
     inner = getattr(config, "n_inner", None) or getattr(config, "intermediate_size", None)
     return {
@@ -129,6 +130,7 @@ def architecture(config) -> dict:
         "n_head": config.num_attention_heads,
         "n_embd": hidden,
         "n_inner": inner or 4 * hidden,
+        "vocab_size": config.vocab_size,
     }
 
 
@@ -147,7 +149,7 @@ def load_pretrained(path: str | Path):
     if not path.is_dir():
         raise FileNotFoundError(
             f"pretrained model {path} does not exist; train it first (e.g. "
-            "results/demo/base/uniform/model) or point `pretrained:` at a local model directory"
+            "results/demo/base/uniform/seed-0/model) or point `pretrained:` at a local model directory"
         )
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"pretrained model {path} holds no model (no config.json)")

@@ -8,6 +8,8 @@ import numpy as np
 
 from .io import atomic_path
 
+MAX_LABELLED = 100  # domains drawn and named one by one; beyond, as a distribution
+
 
 def _figure():
     import matplotlib
@@ -43,12 +45,14 @@ def plot_embedding_map(samples: dict[str, np.ndarray], path: str | Path) -> None
     mean = stacked.mean(axis=0)
     _, _, vt = np.linalg.svd(stacked - mean, full_matrices=False)
     fig, ax = plt.subplots(figsize=(7, 6))
+    labelled = len(samples) <= MAX_LABELLED  # thousands of names would hide the map
     for name, cloud in samples.items():
         xy = (cloud - mean) @ vt[:2].T
         points = ax.scatter(xy[:, 0], xy[:, 1], s=4, alpha=0.3)
         centre = xy.mean(axis=0)
         ax.scatter(*centre, s=80, color=points.get_facecolor()[0], edgecolor="black", alpha=1)
-        ax.annotate(name, centre, fontsize=8, xytext=(4, 4), textcoords="offset points")
+        if labelled:
+            ax.annotate(name, centre, fontsize=8, xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title("Sample embeddings (dots) and domain embeddings (circles)")
@@ -58,14 +62,23 @@ def plot_embedding_map(samples: dict[str, np.ndarray], path: str | Path) -> None
 def plot_weights(
     weights: dict[str, float], path: str | Path, title: str = "Chameleon weights"
 ) -> None:
+    """One bar per domain; beyond ``MAX_LABELLED`` domains (clusters), the weights sorted
+    from largest to smallest against their rank, on a log scale."""
     plt = _figure()
     names = list(weights)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(names), 4))
-    ax.bar(names, [weights[n] for n in names], color="tab:green")
+    if len(names) <= MAX_LABELLED:
+        fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(names), 4))
+        ax.bar(names, [weights[n] for n in names], color="tab:green")
+        ax.tick_params(axis="x", rotation=60)
+    else:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ranked = sorted(weights.values(), reverse=True)
+        ax.plot(range(1, len(ranked) + 1), ranked, color="tab:green")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"domain rank (of {len(names)})")
     ax.axhline(1 / len(names), color="grey", linestyle="--", label="uniform")
     ax.set_ylabel("weight")
     ax.set_title(title)
-    ax.tick_params(axis="x", rotation=60)
     ax.legend()
     _save(fig, path)
 

@@ -3,10 +3,15 @@
 1. Mixtures. Run i draws a concentration ``c`` uniformly from ``concentrations`` (the public
    code's 15 strengths log-spaced over [0.1, 5]) and its mixture ``x_i ~ Dir(c · q)``, with
    ``q ∝ p^τ`` the token-count prior ``p`` tempered by ``τ = temperature`` (0.5), as
-   ``mixture_config/synthesize_mixture.py`` does. The generator is seeded with ``(seed, i)``
-   alone, so adding runs never changes the earlier ones.
-2. Runs. One small model per mixture, trained for a fixed number of steps with the project's
-   trainer; its validation loss on every domain is recorded (:func:`regmix_run`).
+   ``mixture_config/synthesize_mixture.py`` does. With a maximum usage ``m`` (``max_usage``,
+   the code's ``MAXIMUM_USAGE = 15``: no domain repeated more than 15 times in the large run)
+   a draw with any ``x_i > min(m p_i, 1)`` is rejected and drawn again, as the code's
+   rejection sampling does. The generator is seeded with ``(seed, i)`` alone, so adding runs
+   never changes the earlier ones, and a run whose first draw is within the bound is the same
+   run with or without it.
+2. Runs. One small model per mixture, trained with the project's trainer on the regmix
+   schedule (RegMix: 1000 steps of 512 x 2048 tokens at a constant learning rate); its
+   validation loss on every domain is recorded (:func:`regmix_run`).
 3. Regression. LightGBM from mixture to the target loss with the paper's settings (objective
    ``regression``, learning rate 0.01, 1000 rounds, seeded; ``regression_fitting`` notebook).
    The notebook early-stops on held-out runs out of 512; with the few runs of a small study
@@ -14,12 +19,14 @@
    which would leave fewer than 40 runs without a single split) is a tenth of the runs.
 4. Simulation. ``candidates`` mixtures from ``Dir(p)`` (the notebook's ``prior * 1``) are
    scored by the regressor; the mean of the ``top_k`` (128) with the lowest predicted loss is
-   RegMix's mixture.
+   RegMix's mixture. With ``max_usage`` the candidates are held to the same bound (the
+   notebook simulates unbounded; the bound is there for the large run's token budget, and
+   the regressor has only seen bounded mixtures), so their mean keeps it too.
 
 The target is the validation loss of one domain (the paper targets Pile-CC; Chameleon's
 comparison uses SlimPajama's CC) or, with ``target=None``, the mean over the domains. RegMix's
-cap on how often a domain may repeat in the final run and its rounding of weights to 2e-4
-concern the large run's token budget and are left out.
+rounding of the runs' weights to multiples of 2e-4 (zero below it) only keeps its 512 runs'
+configurations apart and is left out.
 """
 
 from __future__ import annotations
@@ -34,6 +41,17 @@ CONCENTRATIONS = np.logspace(np.log10(0.1), np.log10(5.0), 15).round(4).tolist()
 PRIOR_TEMPERATURE = 0.5
 LIGHTGBM = {"objective": "regression", "learning_rate": 1e-2, "verbosity": -1}
 ROUNDS = 1000
+MAX_DRAWS = 10_000  # mixtures drawn for one run before the usage bound is declared unmet
+MAX_ROUNDS = 100  # draws of `candidates` mixtures (RegMix's SAMPLE_MULTIPLIER) for the simulation
+
+
+def usage_bound(prior: np.ndarray, max_usage: float | None) -> np.ndarray | None:
+    """The largest weight each domain may get, ``min(m p_i, 1)`` (k,), from the prior ``p``
+    (k,, normalised here); None without a maximum usage ``m``."""
+    if max_usage is None:
+        return None
+    prior = np.asarray(prior, dtype=np.float64)
+    return np.minimum(max_usage * prior / prior.sum(), 1.0)
 
 
 def sample_mixture(
@@ -42,12 +60,23 @@ def sample_mixture(
     index: int,
     concentrations: list[float] = CONCENTRATIONS,
     temperature: float = PRIOR_TEMPERATURE,
+    max_usage: float | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Run ``index``'s mixture (k,) and its concentration, from the prior ``p`` (k,)."""
+    """Run ``index``'s mixture (k,) and its concentration, from the prior ``p`` (k,); with
+    ``max_usage`` the first draw within :func:`usage_bound`."""
     rng = np.random.default_rng([seed, index])
     tempered = np.asarray(prior, dtype=np.float64) ** temperature
-    concentration = float(rng.choice(concentrations))
-    return rng.dirichlet(concentration * tempered / tempered.sum()), concentration
+    bound = usage_bound(prior, max_usage)
+    for _ in range(MAX_DRAWS):
+        concentration = float(rng.choice(concentrations))
+        mixture = rng.dirichlet(concentration * tempered / tempered.sum())
+        if bound is None or (mixture <= bound).all():
+            return mixture, concentration
+    raise ValueError(
+        f"RegMix run {index}: none of {MAX_DRAWS} mixtures drawn keeps every domain within "
+        f"max_usage {max_usage} x its prior share (bounds {np.round(bound, 4).tolist()}); "
+        "raise baselines.regmix.max_usage"
+    )
 
 
 def fit_regressor(mixtures: np.ndarray, losses: np.ndarray, seed: int):
@@ -66,12 +95,39 @@ def fit_regressor(mixtures: np.ndarray, losses: np.ndarray, seed: int):
     return lightgbm.train(params, data, num_boost_round=ROUNDS)
 
 
+def simulated_mixtures(
+    prior: np.ndarray, candidates: int, seed: int, max_usage: float | None = None
+) -> np.ndarray:
+    """``candidates`` mixtures (candidates, k) from ``Dir(p)``; with ``max_usage`` only those
+    within :func:`usage_bound`, drawn ``candidates`` at a time."""
+    rng = np.random.default_rng(seed)
+    prior = np.asarray(prior, dtype=np.float64)
+    bound = usage_bound(prior, max_usage)
+    kept = []
+    for _ in range(MAX_ROUNDS):
+        samples = rng.dirichlet(prior, candidates)
+        kept.append(samples if bound is None else samples[(samples <= bound).all(axis=1)])
+        if sum(map(len, kept)) >= candidates:
+            return np.concatenate(kept)[:candidates]
+    raise ValueError(
+        f"RegMix max_usage {max_usage}: only {sum(map(len, kept))} of "
+        f"{MAX_ROUNDS * candidates} simulated mixtures keep every domain within "
+        f"min({max_usage} p_i, 1), fewer than candidates={candidates}; raise max_usage or "
+        "lower candidates"
+    )
+
+
 def best_mixture(
-    regressor, prior: np.ndarray, candidates: int, top_k: int, seed: int
+    regressor,
+    prior: np.ndarray,
+    candidates: int,
+    top_k: int,
+    seed: int,
+    max_usage: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of the ``top_k`` of ``candidates`` mixtures from ``Dir(p)`` with the lowest
-    predicted loss: returns (mixture (k,), those predicted losses (top_k,))."""
-    samples = np.random.default_rng(seed).dirichlet(np.asarray(prior, dtype=np.float64), candidates)
+    """Mean of the ``top_k`` of ``candidates`` simulated mixtures (:func:`simulated_mixtures`)
+    with the lowest predicted loss: returns (mixture (k,), those predicted losses (top_k,))."""
+    samples = simulated_mixtures(prior, candidates, seed, max_usage)
     predicted = regressor.predict(samples)
     best = np.argsort(predicted, kind="stable")[:top_k]
     return samples[best].mean(axis=0), predicted[best]
@@ -88,13 +144,15 @@ def regmix_run(
     concentrations: list[float] = CONCENTRATIONS,
     temperature: float = PRIOR_TEMPERATURE,
     prior: dict[str, float] | None = None,
+    max_usage: float | None = None,
     device: str | None = None,
 ) -> dict:
     """Train run ``index`` on its mixture of the train splits of ``tokens`` (domain -> token
     directory) and write its loss on each domain's validation split.
 
-    ``prior=None`` takes the token counts of the train splits. The model is trained in a
-    temporary directory: only the JSON (mixture, losses, FLOPs) is kept.
+    ``prior=None`` takes the token counts of the train splits; ``max_usage`` bounds the
+    mixture (:func:`sample_mixture`). The model is trained in a temporary directory: only the
+    JSON (mixture, losses, FLOPs) is kept.
     """
     import torch
 
@@ -115,7 +173,7 @@ def regmix_run(
         counts = np.array([len(streams[n]) for n in names], dtype=np.float64)
         prior = dict(zip(names, (counts / counts.sum()).tolist()))
     mixture, concentration = sample_mixture(
-        np.array([prior[n] for n in names]), seed, index, concentrations, temperature
+        np.array([prior[n] for n in names]), seed, index, concentrations, temperature, max_usage
     )
     weights = dict(zip(names, mixture.tolist()))
     print(f"run {index}: concentration {concentration}, mixture {weights}", flush=True)
@@ -126,7 +184,7 @@ def regmix_run(
         log = train(net, streams, weights, cfg, tmp, device=device, data_digests=digests)
     if not distributed.is_main():  # a data-parallel run: rank 0 alone evaluates and writes
         return {}
-    spec = model_spec(model)
+    spec = {**model_spec(model), "vocab_size": len(tokenizer)}  # the LM head's FLOPs need it
     losses, evaluated = {}, 0
     for name, directory in tokens.items():
         val = documents(read_tokens(directory, "val"), read_offsets(directory, "val"))
@@ -140,6 +198,7 @@ def regmix_run(
         "seed": seed,
         "concentration": concentration,
         "prior": prior,
+        "max_usage": max_usage,
         "mixture": weights,
         "validation_loss": losses,
         "tokens": log["tokens_total"],
@@ -160,9 +219,11 @@ def regmix_mixture(
     candidates: int = 100_000,
     top_k: int = 128,
     seed: int = 0,
+    max_usage: float | None = None,
 ) -> dict:
     """Fit the regression on the runs' (mixture, target loss) pairs and write RegMix's
-    mixture; its compute is every run's training and evaluation."""
+    mixture; its compute is every run's training and evaluation. ``max_usage`` bounds the
+    simulated candidates, and must be the bound the runs were sampled with."""
     from .mixtures import check_weights, write_mixture
 
     runs = [json.loads(Path(f).read_text()) for f in run_files]
@@ -171,6 +232,11 @@ def regmix_mixture(
             raise ValueError(
                 f"RegMix run {f} covers domains {sorted(run['mixture'])}, the dataset "
                 f"{sorted(domains)}; delete the run files so that they are trained again"
+            )
+        if run.get("max_usage") != max_usage:
+            raise ValueError(
+                f"RegMix run {f} was sampled with max_usage {run.get('max_usage')}, the fit "
+                f"asks for {max_usage}; delete the run files so that they are trained again"
             )
     if target is not None and target not in domains:
         raise ValueError(f"RegMix target {target!r} is not a domain; domains: {domains}")
@@ -185,7 +251,7 @@ def regmix_mixture(
     )
     prior = np.array([runs[0]["prior"][d] for d in domains])
     regressor = fit_regressor(mixtures, losses, seed)
-    mixture, predicted = best_mixture(regressor, prior, candidates, top_k, seed)
+    mixture, predicted = best_mixture(regressor, prior, candidates, top_k, seed, max_usage)
     weights = check_weights(dict(zip(domains, mixture.tolist())), domains, "RegMix mixture")
     best_run = int(np.argmin(losses))
     return write_mixture(
@@ -197,6 +263,7 @@ def regmix_mixture(
         target=target or "mean of the domains' validation losses",
         top_k=top_k,
         candidates=candidates,
+        max_usage=max_usage,
         predicted_target_loss=float(predicted.mean()),
         best_run={"index": runs[best_run]["index"], "target_loss": float(losses[best_run])},
         prior=dict(zip(domains, prior.tolist())),

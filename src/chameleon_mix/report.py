@@ -1,7 +1,11 @@
 """Compare mixture methods on one dataset, in the form of the paper's Tables 2-5.
 
-Inputs per method: its mixture, its base model's training log (realised tokens per domain),
-per-domain test perplexity and downstream scores. Outputs: one long CSV (every number), a
+Inputs per method: its mixture and, for each training seed, its base model's training log
+(realised tokens per domain), per-domain test perplexity and downstream scores. Every number
+is reported as mean ± standard deviation over the seeds, and a method is marked better or
+worse than uniform only where Welch's t-test over the seeds finds the difference (p <
+:data:`SIGNIFICANCE`): a difference inside the seeds' spread is left unmarked, and with one
+seed nothing is tested. Outputs: one long CSV (every number, per seed and summarised), a
 Markdown report with the tables, and two plots; :func:`weight_trajectories` gathers the
 weights over proxy training for the stability figure (the paper's Figure 2).
 """
@@ -16,44 +20,131 @@ import numpy as np
 
 from .io import atomic_path
 
-COMPUTE_NOTES = {
-    "chameleon": "Chameleon: proxy training plus embedding (embedding only when the proxy is reused).",
-    "doremi": "DoReMi: reference training, proxy training and the reference's forward passes.",
-    "doge": "DoGE: proxy training by per-domain gradients, plus their inner products.",
-    "regmix": "RegMix: training and validating every small run.",
-}
+SIGNIFICANCE = 0.05  # Welch's t-test level at which a difference from uniform is marked
+UNTESTED, WITHIN = "untested", "within spread"  # verdicts besides "better" and "worse"
 
 
-def _load(path):
-    return json.loads(Path(path).read_text())
+def _load(path, what: str) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist; run the rule that makes it")
+    return json.loads(path.read_text())
 
 
-def comparison(methods: dict[str, dict[str, str | Path]], domains: list[str]) -> dict:
-    """``methods``: name -> {"mixture", "train_log", "perplexity", "downstream"} paths."""
-    if "uniform" not in methods:
-        raise ValueError("the comparison needs the `uniform` method as its baseline")
-    rows = {}
-    for name, files in methods.items():
-        mixture, log = _load(files["mixture"]), _load(files["train_log"])
-        ppl, tasks = _load(files["perplexity"]), _load(files["downstream"])
+def seed_summary(values: list[float]) -> dict:
+    """``{"values", "mean", "sd"}`` over seeds; ``sd`` (sample standard deviation) is None
+    for one seed."""
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "values": array.tolist(),
+        "mean": float(array.mean()),
+        "sd": float(array.std(ddof=1)) if len(array) > 1 else None,
+    }
+
+
+def verdict(method: dict | None, uniform: dict | None, higher: bool) -> str | None:
+    """``better``/``worse`` than uniform (``higher``: whether higher is better) when Welch's t-test over the seeds gives p <
+    :data:`SIGNIFICANCE`, ``within spread`` otherwise, ``untested`` when either side has a
+    single seed (no spread to compare with); None for uniform's own numbers (``method is
+    uniform``) and for a number uniform lacks."""
+    from scipy.stats import ttest_ind_from_stats
+
+    if method is None or uniform is None or method is uniform:
+        return None
+    n, n_uniform = len(method["values"]), len(uniform["values"])
+    if n < 2 or n_uniform < 2:
+        return UNTESTED
+    test = ttest_ind_from_stats(
+        method["mean"], method["sd"], n, uniform["mean"], uniform["sd"], n_uniform, equal_var=False
+    )
+    if not test.pvalue < SIGNIFICANCE:  # NaN when both are constant and equal
+        return WITHIN
+    return "better" if (method["mean"] > uniform["mean"]) == higher else "worse"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Accuracies rise as a model improves; ``bits_per_byte`` and perplexities fall."""
+    return metric.startswith("acc")
+
+
+def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
+    """One method's mixture and its runs' numbers, one list entry per seed."""
+    mixture = _load(files["mixture"], f"method {name!r}: mixture")
+    runs = sorted(files["runs"], key=lambda run: run["seed"])
+    seeds = [run["seed"] for run in runs]
+    if not runs or len(set(seeds)) != len(seeds):
+        raise ValueError(f"method {name!r}: needs one run per seed, got seeds {seeds}")
+    shares, perplexities, tasks, metrics = [], [], [], {}
+    for run in runs:
+        where = f"method {name!r}, seed {run['seed']}:"
+        log = _load(run["train_log"], f"{where} training log")
+        ppl = _load(run["perplexity"], f"{where} perplexity")
+        scores = _load(run["downstream"], f"{where} downstream scores")
         missing = [d for d in domains if d not in ppl]
         if missing:
-            raise ValueError(f"method {name!r}: no perplexity for domains {missing}")
-        total = sum(log["tokens_per_domain"].values())
-        rows[name] = {
-            "weights": {d: mixture["weights"][d] for d in domains},
-            "realised": {d: log["tokens_per_domain"][d] / total for d in domains},
-            "perplexity": {d: ppl[d]["perplexity"] for d in domains},
-            "tasks": {t: v["score"] for t, v in tasks.items()},
-            "task_metric": {t: v["metric"] for t, v in tasks.items()},
-            "compute_flops": mixture.get("compute_flops", 0.0),
-        }
-    uniform = rows["uniform"]["perplexity"]
+            raise ValueError(f"{where} {run['perplexity']} has no perplexity for {missing}")
+        untrained = [d for d in domains if d not in log["tokens_per_domain"]]
+        if untrained:
+            raise ValueError(
+                f"{where} {run['train_log']} trained on no tokens of {untrained}; the model was "
+                "trained on other domains: delete it so that it is trained again"
+            )
+        total = sum(log["tokens_per_domain"][d] for d in domains)
+        shares.append({d: log["tokens_per_domain"][d] / total for d in domains})
+        perplexities.append({d: ppl[d]["perplexity"] for d in domains})
+        tasks.append({t: v["score"] for t, v in scores.items()})
+        metrics.update({t: v["metric"] for t, v in scores.items()})
+        if tasks[-1].keys() != tasks[0].keys():
+            raise ValueError(
+                f"{where} {run['downstream']} scores tasks {sorted(tasks[-1])}, seed "
+                f"{seeds[0]} scored {sorted(tasks[0])}; evaluate every seed on the same tasks"
+            )
+    accuracy = [t for t in tasks[0] if higher_is_better(metrics[t])]
+    return {
+        "seeds": seeds,
+        "weights": {d: mixture["weights"][d] for d in domains},
+        "compute_flops": float(mixture["compute_flops"]),
+        "realised": {d: seed_summary([s[d] for s in shares]) for d in domains},
+        "perplexity": {d: seed_summary([p[d] for p in perplexities]) for d in domains},
+        "average_perplexity": seed_summary([np.mean(list(p.values())) for p in perplexities]),
+        "tasks": {t: seed_summary([s[t] for s in tasks]) for t in tasks[0]},
+        "task_metric": metrics,
+        "average_accuracy": seed_summary([np.mean([s[t] for t in accuracy]) for s in tasks])
+        if accuracy
+        else None,
+    }
+
+
+def comparison(methods: dict[str, dict], domains: list[str]) -> dict:
+    """``methods``: name -> {"mixture": path, "runs": [{"seed", "train_log", "perplexity",
+    "downstream"}, ...]}, one run per training seed. Returns name -> that method's numbers
+    summarised over seeds, each compared with uniform's (``versus_uniform``), the domains
+    where it is significantly better/worse than uniform, and its compute relative to
+    Chameleon's."""
+    if "uniform" not in methods:
+        raise ValueError("the comparison needs the `uniform` method as its baseline")
+    rows = {name: _method_runs(name, files, domains) for name, files in methods.items()}
+    uniform = rows["uniform"]
+    chameleon = rows.get("chameleon", {}).get("compute_flops")
     for row in rows.values():
-        row["average_perplexity"] = float(np.mean(list(row["perplexity"].values())))
-        row["better_than_uniform"] = sum(row["perplexity"][d] < uniform[d] for d in domains)
-        accuracies = [v for t, v in row["tasks"].items() if row["task_metric"][t].startswith("acc")]
-        row["average_accuracy"] = float(np.mean(accuracies)) if accuracies else None
+        versus = {
+            "perplexity": {
+                d: verdict(row["perplexity"][d], uniform["perplexity"][d], False) for d in domains
+            },
+            "average_perplexity": verdict(
+                row["average_perplexity"], uniform["average_perplexity"], False
+            ),
+            "tasks": {
+                t: verdict(s, uniform["tasks"].get(t), higher_is_better(row["task_metric"][t]))
+                for t, s in row["tasks"].items()
+            },
+            "average_accuracy": verdict(row["average_accuracy"], uniform["average_accuracy"], True),
+        }
+        row["versus_uniform"] = versus
+        tested = [v for v in versus["perplexity"].values() if v not in (None, UNTESTED)]
+        row["domains_better"] = tested.count("better") if tested else None
+        row["domains_worse"] = tested.count("worse") if tested else None
+        row["compute_ratio"] = row["compute_flops"] / chameleon if chameleon else None
     return rows
 
 
@@ -63,86 +154,192 @@ def _markdown_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(value, digits=3):
-    return "–" if value is None else f"{value:.{digits}f}"
+def _cell(summary: dict | None, digits: int, mark: str | None = None) -> str:
+    """``mean ± sd``, bold when better than uniform, italic when worse."""
+    if summary is None:
+        return "–"
+    text = f"{summary['mean']:.{digits}f}"
+    if summary["sd"] is not None:
+        text += f" ± {summary['sd']:.{digits}f}"
+    return {"better": f"**{text}**", "worse": f"_{text}_"}.get(mark, text)
+
+
+def _rule_text(rows: dict) -> str:
+    seeds = {m: row["seeds"] for m, row in rows.items()}
+    if max(len(s) for s in seeds.values()) < 2:
+        return (
+            "One training seed per method: differences between methods are not tested, so "
+            "nothing is marked. Training seeds alone move a small model's perplexity by several "
+            "percent; set the dataset's `seeds:` to compare methods under several."
+        )
+    common = next(iter(seeds.values()))
+    trained = (
+        f"the {len(common)} training seeds {', '.join(map(str, common))}"
+        if all(s == common for s in seeds.values())
+        else "each method's training seeds ("
+        + "; ".join(f"{m}: {', '.join(map(str, s))}" for m, s in seeds.items())
+        + ")"
+    )
+    return (
+        f"Each cell is the mean ± standard deviation over {trained}. **Bold**: better than "
+        f"uniform, _italic_: worse, where Welch's t-test over the seeds gives p < "
+        f"{SIGNIFICANCE} (the difference exceeds what the seeds' spread explains); unmarked "
+        "cells are within the spread (or a side has one seed, so they are not tested)."
+    )
 
 
 def write_report(
     dataset: str, rows: dict, domains: list[str], out_md, out_csv, perplexity_plot, weights_plot
 ) -> None:
+    from .methods import METHODS
+
     methods = list(rows)
-    best = {d: min(rows[m]["perplexity"][d] for m in methods) for d in domains}
     ppl_body = [
         [
             d,
             *(
-                ("**%s**" if rows[m]["perplexity"][d] == best[d] else "%s")
-                % _fmt(rows[m]["perplexity"][d], 2)
+                _cell(rows[m]["perplexity"][d], 2, rows[m]["versus_uniform"]["perplexity"][d])
                 for m in methods
             ),
         ]
         for d in domains
     ]
-    ppl_body.append(["Average PPL (↓)", *(_fmt(rows[m]["average_perplexity"], 2) for m in methods)])
     ppl_body.append(
         [
-            "Domains better than uniform",
+            "Average PPL (↓)",
             *(
-                "–" if m == "uniform" else f"{rows[m]['better_than_uniform']}/{len(domains)}"
+                _cell(
+                    rows[m]["average_perplexity"],
+                    2,
+                    rows[m]["versus_uniform"]["average_perplexity"],
+                )
+                for m in methods
+            ),
+        ]
+    )
+    ppl_body.append(
+        [
+            "Domains significantly better / worse than uniform",
+            *(
+                "–"
+                if rows[m]["domains_better"] is None
+                else f"{rows[m]['domains_better']} / {rows[m]['domains_worse']} of {len(domains)}"
                 for m in methods
             ),
         ]
     )
     tasks = sorted({t for m in methods for t in rows[m]["tasks"]})
+    metric = {
+        t: next(rows[m]["task_metric"][t] for m in methods if t in rows[m]["tasks"]) for t in tasks
+    }
     task_body = [
         [
-            f"{t} ({rows[methods[0]]['task_metric'][t]})",
-            *(_fmt(rows[m]["tasks"].get(t)) for m in methods),
+            f"{t} ({metric[t]})",
+            *(
+                _cell(rows[m]["tasks"].get(t), 3, rows[m]["versus_uniform"]["tasks"].get(t))
+                for m in methods
+            ),
         ]
         for t in tasks
     ]
     task_body.append(
-        ["Average accuracy (↑)", *(_fmt(rows[m]["average_accuracy"]) for m in methods)]
+        [
+            "Average accuracy (↑)",
+            *(
+                _cell(rows[m]["average_accuracy"], 3, rows[m]["versus_uniform"]["average_accuracy"])
+                for m in methods
+            ),
+        ]
     )
     weight_body = [
-        [d, *(f"{rows[m]['weights'][d]:.3f} ({rows[m]['realised'][d]:.3f})" for m in methods)]
+        [
+            d,
+            *(
+                f"{rows[m]['weights'][d]:.3f} ({rows[m]['realised'][d]['mean']:.3f})"
+                for m in methods
+            ),
+        ]
         for d in domains
     ]
-    compute_body = [[m, f"{rows[m]['compute_flops']:.3g}"] for m in methods]
+    compute_body = [
+        [
+            m,
+            f"{rows[m]['compute_flops']:.3g}",
+            "–" if rows[m]["compute_ratio"] is None else f"{rows[m]['compute_ratio']:.3g}×",
+        ]
+        for m in methods
+    ]
+    notes = [f"{m}: {METHODS[m].compute}." for m in methods if m in METHODS and METHODS[m].compute]
     text = "\n\n".join(
         [
             f"# Mixture comparison: {dataset}",
+            _rule_text(rows),
             "## Per-domain test perplexity\n\n" + _markdown_table(["Domain", *methods], ppl_body),
             "## Downstream tasks (lm-eval, averaged over shots)\n\n"
             + _markdown_table(["Task", *methods], task_body),
-            "## Domain weights (realised token share in parentheses)\n\n"
+            "## Domain weights (realised token share, mean over seeds, in parentheses)\n\n"
             + _markdown_table(["Domain", *methods], weight_body),
             "## Compute spent to obtain the mixture\n\n"
-            + _markdown_table(["Method", "FLOPs"], compute_body)
-            + "".join(f"\n\n{COMPUTE_NOTES[m]}" for m in methods if m in COMPUTE_NOTES),
+            + _markdown_table(["Method", "FLOPs", "× Chameleon"], compute_body)
+            + "\n\nFLOPs count every matrix product, the LM head's included (chameleon_mix.flops)."
+            + "".join(f"\n\n{note}" for note in notes),
         ]
     )
     with atomic_path(out_md) as tmp:
         tmp.write_text(text + "\n")
+    _write_csv(rows, domains, out_csv)
+    _plots(rows, domains, perplexity_plot, weights_plot)
+
+
+def _write_csv(rows: dict, domains: list[str], out_csv) -> None:
+    """Long form: ``section, item, method, seed, statistic, value``; per-seed rows have
+    statistic ``value``, the summaries ``mean``, ``sd`` and ``versus_uniform`` an empty seed."""
+
+    def summarised(writer, section, item, method, summary, versus):
+        if summary is None:
+            return
+        for seed, value in zip(rows[method]["seeds"], summary["values"]):
+            writer.writerow([section, item, method, seed, "value", value])
+        writer.writerow([section, item, method, "", "mean", summary["mean"]])
+        writer.writerow(
+            [section, item, method, "", "sd", "" if summary["sd"] is None else summary["sd"]]
+        )
+        if versus is not None:
+            writer.writerow([section, item, method, "", "versus_uniform", versus])
+
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["section", "item", "method", "value"])
-        for m in methods:
-            row = rows[m]
+        writer.writerow(["section", "item", "method", "seed", "statistic", "value"])
+        for m, row in rows.items():
+            versus = row["versus_uniform"]
             for d in domains:
-                writer.writerow(["perplexity", d, m, row["perplexity"][d]])
-                writer.writerow(["weight", d, m, row["weights"][d]])
-                writer.writerow(["realised_share", d, m, row["realised"][d]])
-            for t, v in row["tasks"].items():
-                writer.writerow([f"task:{row['task_metric'][t]}", t, m, v])
-            for key in (
+                writer.writerow(["weight", d, m, "", "value", row["weights"][d]])
+                summarised(writer, "realised_share", d, m, row["realised"][d], None)
+                summarised(
+                    writer, "perplexity", d, m, row["perplexity"][d], versus["perplexity"][d]
+                )
+            for t, summary in row["tasks"].items():
+                section = f"task:{row['task_metric'][t]}"
+                summarised(writer, section, t, m, summary, versus["tasks"].get(t))
+            summarised(
+                writer,
+                "summary",
                 "average_perplexity",
-                "better_than_uniform",
+                m,
+                row["average_perplexity"],
+                versus["average_perplexity"],
+            )
+            summarised(
+                writer,
+                "summary",
                 "average_accuracy",
-                "compute_flops",
-            ):
-                writer.writerow(["summary", key, m, row[key]])
-    _plots(rows, domains, perplexity_plot, weights_plot)
+                m,
+                row["average_accuracy"],
+                versus["average_accuracy"],
+            )
+            for key in ("domains_better", "domains_worse", "compute_flops", "compute_ratio"):
+                value = row[key]
+                writer.writerow(["summary", key, m, "", "value", "" if value is None else value])
 
 
 def _plots(rows: dict, domains: list[str], perplexity_plot, weights_plot) -> None:
@@ -153,12 +350,18 @@ def _plots(rows: dict, domains: list[str], perplexity_plot, weights_plot) -> Non
     x = np.arange(len(domains))
     width = 0.8 / len(methods)
     for path, key, label in (
-        (perplexity_plot, "perplexity", "test perplexity"),
+        (perplexity_plot, "perplexity", "test perplexity (mean ± sd over seeds)"),
         (weights_plot, "weights", "domain weight"),
     ):
         fig, ax = plt.subplots(figsize=(2 + 0.7 * len(domains), 4.5))
         for i, m in enumerate(methods):
-            ax.bar(x + i * width, [rows[m][key][d] for d in domains], width, label=m)
+            if key == "perplexity":
+                cells = [rows[m]["perplexity"][d] for d in domains]
+                heights = [c["mean"] for c in cells]
+                errors = [c["sd"] or 0.0 for c in cells]
+            else:
+                heights, errors = [rows[m]["weights"][d] for d in domains], None
+            ax.bar(x + i * width, heights, width, yerr=errors, capsize=2, label=m)
         ax.set_xticks(x + width * (len(methods) - 1) / 2, domains, rotation=60, ha="right")
         ax.set_ylabel(label)
         if key == "perplexity":
@@ -181,7 +384,7 @@ def weight_trajectories(files: dict[str, str | Path]) -> dict[str, tuple[list[in
             names = list(rows[0]) if rows else []
             trajectories[method] = (steps, {d: [float(r[d]) for r in rows] for d in names})
             continue
-        run = _load(path)["reweighting"]
+        run = _load(path, f"{method} proxy training log")["reweighting"]
         history = np.array(run["trajectory"])
         steps = list(range(1, len(history) + 1))
         trajectories[method] = (

@@ -491,7 +491,7 @@ def train_from_scratch(
         out_dir,
         tokenizer=tokenizer,
         device=device,
-        metadata={"model": model_spec(model)},
+        metadata={"model": {**model_spec(model), "vocab_size": len(tokenizer)}},
         reweighter=reweighter,
         data_digests=digests,
     )

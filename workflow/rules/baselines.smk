@@ -1,13 +1,13 @@
 DOREMI_REFERENCE = {
     "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-    "train": lambda wc: proxy_schedule(wc.dataset),
+    "model": lambda wc: DATASETS[wc.dataset]["models"]["doremi"],
+    "train": lambda wc: schedule(wc.dataset, "doremi_reference"),
 }
 
 
 rule doremi_reference:
-    """DoReMi's reference model, uniform over the dataset's domains with the proxy's model
-    and schedule; only when the uniform proxy was trained on other domains."""
+    """DoReMi's reference model, uniform over the dataset's domains with DoReMi's model and
+    schedule; only when the uniform proxy is not that model already."""
     input:
         tokens=lambda wc: token_files(wc.dataset, "stats.json"),
         bins=lambda wc: token_files(wc.dataset, "train.bin"),
@@ -35,31 +35,31 @@ rule doremi_reference:
         "{params.launcher} -m chameleon_mix.launch train_proxy {params.job:q} {log:q} {threads}"
 
 
-TRAIN_DOREMI = {
+REWEIGHTED_PROXY = {
     "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-    "train": lambda wc: proxy_schedule(
-        wc.dataset, baseline(wc.dataset, "doremi")["steps"]
-    ),
-    "eta": lambda wc: baseline(wc.dataset, "doremi")["eta"],
-    "eps": lambda wc: baseline(wc.dataset, "doremi")["eps"],
+    "model": lambda wc: DATASETS[wc.dataset]["models"][wc.method],
+    "train": lambda wc: schedule(wc.dataset, wc.method),
+    "method": method_settings,
 }
 
 
-rule train_doremi:
-    """DoReMi's proxy, trained with Group DRO against the reference; records the weights."""
+rule train_reweighted_proxy:
+    """The proxy of a method that reweights the domains while it trains (DoReMi: Group DRO
+    against the reference; DoGE: per-domain gradient alignment); records the weights."""
     input:
+        unpack(reweighted_proxy_inputs),
         tokens=lambda wc: token_files(wc.dataset, "stats.json"),
         bins=lambda wc: token_files(wc.dataset, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
-        reference=lambda wc: f"{doremi_reference(wc.dataset)}/model",
     output:
-        model=directory("results/{dataset}/doremi/proxy/model"),
-        log_json="results/{dataset}/doremi/proxy/train_log.json",
+        model=directory("results/{dataset}/{method}/proxy/model"),
+        log_json="results/{dataset}/{method}/proxy/train_log.json",
     log:
-        "results/logs/{dataset}/doremi/proxy.log",
+        "results/logs/{dataset}/{method}/proxy.log",
     benchmark:
-        "results/benchmarks/{dataset}/doremi/proxy.tsv"
+        "results/benchmarks/{dataset}/{method}/proxy.tsv"
+    wildcard_constraints:
+        method="|".join(reweighted_proxies()),
     retries: 2
     conda:
         "../../envs/chameleon.yaml"
@@ -69,93 +69,18 @@ rule train_doremi:
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
-        **TRAIN_DOREMI,
-        job=training_job(TRAIN_DOREMI),
+        **REWEIGHTED_PROXY,
+        job=training_job(REWEIGHTED_PROXY),
+        module=lambda wc: METHODS[wc.method].job,
         launcher=job_launcher,
     shell:
-        "{params.launcher} -m chameleon_mix.launch train_doremi {params.job:q} {log:q} {threads}"
-
-
-rule mixture_doremi:
-    """DoReMi's averaged weights, with the FLOPs of the reference and the proxy."""
-    input:
-        proxy_log="results/{dataset}/doremi/proxy/train_log.json",
-        reference_log=lambda wc: f"{doremi_reference(wc.dataset)}/train_log.json",
-    output:
-        "results/{dataset}/mixtures/doremi.json",
-    log:
-        "results/logs/{dataset}/mixtures/doremi.log",
-    conda:
-        "../../envs/chameleon.yaml"
-    params:
-        domains=lambda wc: domains(wc.dataset),
-        reference_reused=lambda wc: doremi_reference_reused(wc.dataset),
-    script:
-        "../scripts/baseline_mixture.py"
-
-
-TRAIN_DOGE = {
-    "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: PROXIES[proxy_of(wc.dataset)]["model"],
-    "train": lambda wc: proxy_schedule(
-        wc.dataset, baseline(wc.dataset, "doge")["steps"]
-    ),
-    "mu": lambda wc: baseline(wc.dataset, "doge")["mu"],
-    "lr": lambda wc: baseline(wc.dataset, "doge")["lr"],
-}
-
-
-rule train_doge:
-    """DoGE's proxy, its update the weighted sum of per-domain gradients; records the weights."""
-    input:
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
-    output:
-        model=directory("results/{dataset}/doge/proxy/model"),
-        log_json="results/{dataset}/doge/proxy/train_log.json",
-    log:
-        "results/logs/{dataset}/doge/proxy.log",
-    benchmark:
-        "results/benchmarks/{dataset}/doge/proxy.tsv"
-    retries: 2
-    conda:
-        "../../envs/chameleon.yaml"
-    threads: 4
-    resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
-        mem_mb=32000,
-        runtime=lambda wc, attempt: 720 * attempt,
-    params:
-        **TRAIN_DOGE,
-        job=training_job(TRAIN_DOGE),
-        launcher=job_launcher,
-    shell:
-        "{params.launcher} -m chameleon_mix.launch train_doge {params.job:q} {log:q} {threads}"
-
-
-rule mixture_doge:
-    """DoGE's averaged weights, with the FLOPs of its proxy and gradient products."""
-    input:
-        proxy_log="results/{dataset}/doge/proxy/train_log.json",
-    output:
-        "results/{dataset}/mixtures/doge.json",
-    log:
-        "results/logs/{dataset}/mixtures/doge.log",
-    conda:
-        "../../envs/chameleon.yaml"
-    params:
-        domains=lambda wc: domains(wc.dataset),
-    script:
-        "../scripts/baseline_mixture.py"
+        "{params.launcher} -m chameleon_mix.launch {params.module} {params.job:q} {log:q} {threads}"
 
 
 REGMIX_RUN = {
     "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: regmix_model(wc.dataset),
-    "train": lambda wc: proxy_schedule(
-        wc.dataset, baseline(wc.dataset, "regmix")["steps"]
-    ),
+    "model": lambda wc: DATASETS[wc.dataset]["models"]["regmix"],
+    "train": lambda wc: schedule(wc.dataset, "regmix"),
     "settings": lambda wc: regmix_run_settings(wc.dataset),
 }
 
@@ -191,28 +116,3 @@ rule regmix_run:
         launcher=job_launcher,
     shell:
         "{params.launcher} -m chameleon_mix.launch regmix_run {params.job:q} {log:q} {threads}"
-
-
-rule mixture_regmix:
-    """RegMix's mixture: the regression over the runs, then the best simulated mixtures."""
-    input:
-        regmix_runs,
-    output:
-        "results/{dataset}/mixtures/regmix.json",
-    log:
-        "results/logs/{dataset}/mixtures/regmix.log",
-    benchmark:
-        "results/benchmarks/{dataset}/regmix/fit.tsv"
-    conda:
-        "../../envs/chameleon.yaml"
-    resources:
-        mem_mb=8000,
-        runtime=60,
-    params:
-        domains=lambda wc: domains(wc.dataset),
-        target=lambda wc: baseline(wc.dataset, "regmix")["target"],
-        candidates=lambda wc: baseline(wc.dataset, "regmix")["candidates"],
-        top_k=lambda wc: baseline(wc.dataset, "regmix")["top_k"],
-        seed=lambda wc: baseline(wc.dataset, "regmix")["seed"],
-    script:
-        "../scripts/regmix_fit.py"

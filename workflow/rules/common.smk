@@ -5,10 +5,12 @@ import json
 import sys
 from pathlib import Path
 
-from chameleon_mix.config import BASE_MODEL, ConfigError, canonical, validate_config
+from chameleon_mix.config import BASE_MODEL, ConfigError, validate_config
 from chameleon_mix.corpus import COLLECTORS, missing_reason
 from chameleon_mix.launch import job_json, launcher
-from chameleon_mix.model import gpus_for_width, model_spec
+from chameleon_mix.methods import METHODS, reweighted_proxies
+from chameleon_mix.model import gpus_for_width
+from chameleon_mix.settings import resolve
 from chameleon_mix.shards import partition_groups
 from chameleon_mix.sources import SourceError, resolve_files
 
@@ -17,10 +19,11 @@ try:
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
-# Each entry's settings in canonical key order (the datasets keep theirs: the first is the
-# default target), so a reordered or sorted copy of the config reruns nothing.
-DATASETS = {name: canonical(dataset) for name, dataset in config["datasets"].items()}
-PROXIES = {name: canonical(proxy) for name, proxy in config["proxies"].items()}
+# The config resolved once into plain values (chameleon_mix.settings), every mapping in
+# canonical key order, so a reordered or sorted copy of the config reruns nothing.
+RESOLVED = resolve(config)
+DATASETS = RESOLVED["datasets"]
+PROXIES = RESOLVED["proxies"]
 SAFE = "[A-Za-z0-9][A-Za-z0-9_.+-]*"
 
 
@@ -30,7 +33,8 @@ wildcard_constraints:
     proxy=SAFE,
     collector="|".join(sorted(COLLECTORS)),
     ckpt=r"final|step-\d+",
-    method=r"[A-Za-z0-9_]+",
+    method="|".join(METHODS),
+    seed=r"\d+",
 
 
 def _usable(domain):
@@ -111,9 +115,8 @@ def model_gpus(dataset):
     pretrained = DATASETS[dataset]["pretrained"]
     made_here = BASE_MODEL.match(pretrained)
     if made_here:
-        return gpus_for_width(
-            model_spec(base_settings(made_here["dataset"])["model"])["n_embd"]
-        )
+        base = DATASETS[made_here["dataset"]]["models"]["base"]
+        return gpus_for_width(base["n_embd"])
     config_json = Path(pretrained) / "config.json"
     if config_json.is_file():
         return gpus_for_width(
@@ -160,7 +163,7 @@ def tokenizer_path(proxy):
 
 def proxy_gpus(proxy):
     """Request a GPU for real proxy sizes; the CPU demo size needs none."""
-    return gpus_for_width(model_spec(PROXIES[proxy]["model"])["n_embd"])
+    return gpus_for_width(PROXIES[proxy]["model"]["n_embd"])
 
 
 def checkpoint_steps(dataset):
@@ -184,6 +187,8 @@ def shard_source(wildcards):
         return {"files": f"results/corpus/{domain['collect']}.jsonl", "format": "jsonl"}
     if "value" in domain:
         return {"partition": str(domain["value"])}
+    if "cluster" in domain:  # a cluster of a clustered dataset (rules/clusters.smk)
+        return {"cluster": domain["cluster"]}
     return domain["source"]
 
 
@@ -196,6 +201,10 @@ def shard_inputs(wildcards):
         return {
             "parts": [f"{p}.parquet" for p in parts],
             "part_stats": [f"{p}.json" for p in parts],
+        }
+    if "cluster" in domain:
+        return {
+            "assignments": f"results/{wildcards.dataset}/clusters/assignments.parquet"
         }
     return {}
 
@@ -248,8 +257,7 @@ def embeddings(dataset, ckpt="final"):
 
 
 def weight_params(wildcards):
-    dataset = DATASETS[wildcards.dataset]
-    return {"stage": dataset["stage"], **dataset["weights"]}
+    return DATASETS[wildcards.dataset]["weights"]
 
 
 def stability_checkpoint(dataset, step):
@@ -303,138 +311,188 @@ def proxy_token_files(proxy, name):
     return token_files(dataset, name, proxy_domains(proxy))
 
 
-def base_settings(dataset):
-    """The base model and schedule: the dataset's `base:` entry, else its proxy's."""
-    proxy = PROXIES[proxy_of(dataset)]
-    base = DATASETS[dataset].get("base", {})
-    return {
-        "model": base.get("model", proxy["model"]),
-        "train": base.get("train", proxy["train"]),
-    }
+def schedule(dataset, job):
+    """The complete schedule of one of a dataset's training jobs (`base`, `finetune`,
+    `doremi`, `doremi_reference`, `doge`, `regmix`)."""
+    return DATASETS[dataset]["schedules"][job]
 
 
-def finetune_settings(dataset):
-    return DATASETS[dataset]["finetune"]["train"]
+def seeded_schedule(wildcards):
+    """The base (finetune) schedule of one seed's model."""
+    job = "finetune" if is_finetune(wildcards.dataset) else "base"
+    return {**schedule(wildcards.dataset, job), "seed": int(wildcards.seed)}
 
 
 def batch_tokens(dataset):
     """Tokens per optimizer step of the dataset's models (base or finetuning schedule), the
     global batch the export writes for OLMo-core."""
-    train = (
-        finetune_settings(dataset)
-        if is_finetune(dataset)
-        else base_settings(dataset)["train"]
-    )
+    train = schedule(dataset, "finetune" if is_finetune(dataset) else "base")
     return train["batch_size"] * train["seq_len"]
 
 
 def trained_models(dataset):
-    """Where the model trained with each mixture lives: base/ (pretraining) or finetune/."""
+    """Where the models trained with each mixture live: base/ (pretraining) or finetune/."""
     return f"results/{dataset}/{'finetune' if is_finetune(dataset) else 'base'}"
 
 
 def trained_model(wildcards):
-    return f"{trained_models(wildcards.dataset)}/{wildcards.method}/model"
-
-
-def reused_proxy(dataset):
-    """Whether the proxy was trained for another dataset (its cost is not this one's)."""
-    return not is_finetune(dataset) and PROXIES[proxy_of(dataset)]["dataset"] != dataset
-
-
-def chameleon_inputs(wildcards):
-    """Chameleon's cost includes the proxy's training; finetuning trains none."""
-    inputs = {"weights": f"results/{wildcards.dataset}/weights.json"}
-    if not is_finetune(wildcards.dataset):
-        inputs["proxy_log"] = (
-            f"results/proxies/{proxy_of(wildcards.dataset)}/train_log.json"
-        )
-    return inputs
+    return f"{trained_models(wildcards.dataset)}/{wildcards.method}/seed-{wildcards.seed}/model"
 
 
 def methods(dataset):
     return DATASETS[dataset]["methods"]
 
 
-def method_files(wildcards):
-    """Everything the report reads, per method: mixture, base training log, evaluations."""
-    root = f"results/{wildcards.dataset}"
-    return {
-        f"{kind}_{method}": path.format(
-            root=root, models=trained_models(wildcards.dataset), method=method
-        )
-        for method in methods(wildcards.dataset)
-        for kind, path in {
-            "mixture": "{root}/mixtures/{method}.json",
-            "train_log": "{models}/{method}/train_log.json",
-            "perplexity": "{root}/eval/{method}/perplexity.json",
-            "downstream": "{root}/eval/{method}/downstream.json",
-        }.items()
-    }
-
-
-def baseline(dataset, method):
-    """A baseline mixer's settings (`baselines.<method>` of the dataset)."""
-    return DATASETS[dataset]["baselines"][method]
-
-
-def proxy_schedule(dataset, steps=None):
-    """The proxy's schedule for the baselines' models: `steps` when given, no kept checkpoints
-    (their weights are recorded at every step instead)."""
-    train = PROXIES[proxy_of(dataset)]["train"]
-    return {**train, "steps": steps or train["steps"], "checkpoints": []}
-
-
-def doremi_reference_reused(dataset):
-    """Whether the uniform proxy was trained on exactly this dataset's domains, and so is
-    DoReMi's reference model."""
-    proxy = proxy_of(dataset)
-    return PROXIES[proxy]["dataset"] == dataset and set(proxy_domains(proxy)) == set(
-        domains(dataset)
-    )
+def seeds(dataset):
+    return DATASETS[dataset]["seeds"]
 
 
 def doremi_reference(dataset):
-    """The reused proxy, or a uniform model of the proxy's size trained here."""
-    if doremi_reference_reused(dataset):
+    """The reused uniform proxy, or a uniform model trained here on DoReMi's schedule."""
+    if DATASETS[dataset]["doremi_reference_reused"]:
         return f"results/proxies/{proxy_of(dataset)}"
     return f"results/{dataset}/doremi/reference"
 
 
-def regmix_model(dataset):
-    return baseline(dataset, "regmix").get("model", PROXIES[proxy_of(dataset)]["model"])
-
-
-def regmix_runs(wildcards):
-    runs = baseline(wildcards.dataset, "regmix")["runs"]
+def regmix_runs(dataset):
     return expand(
         "results/{dataset}/regmix/runs/{run}.json",
-        dataset=wildcards.dataset,
-        run=range(runs),
+        dataset=dataset,
+        run=range(DATASETS[dataset]["baselines"]["regmix"]["runs"]),
     )
+
+
+def method_input(dataset, method, name):
+    """The file (or files) a registry input name stands for; None where the dataset has none."""
+    if name == "weights":
+        return f"results/{dataset}/weights.json"
+    if name == "uniform_proxy_log":
+        if is_finetune(dataset):
+            return None  # finetuning trains no proxy
+        return f"results/proxies/{proxy_of(dataset)}/train_log.json"
+    if name == "method_proxy_log":
+        return f"results/{dataset}/{method}/proxy/train_log.json"
+    if name == "reference_log":
+        return f"{doremi_reference(dataset)}/train_log.json"
+    if name == "reference":
+        return f"{doremi_reference(dataset)}/model"
+    if name == "runs":
+        return regmix_runs(dataset)
+    if name == "stability":
+        return None if is_finetune(dataset) else f"results/{dataset}/stability.csv"
+    raise WorkflowError(f"method {method!r} names an unknown input {name!r}")
+
+
+def named_inputs(dataset, method, names):
+    files = {name: method_input(dataset, method, name) for name in names}
+    return {name: path for name, path in files.items() if path is not None}
+
+
+def mixture_inputs(wildcards):
+    """The files the method's registry entry computes its mixture from."""
+    return named_inputs(
+        wildcards.dataset, wildcards.method, METHODS[wildcards.method].inputs
+    )
+
+
+def mixture_settings(wildcards):
+    return METHODS[wildcards.method].settings(DATASETS[wildcards.dataset])
+
+
+def reweighted_proxy_inputs(wildcards):
+    return named_inputs(
+        wildcards.dataset, wildcards.method, METHODS[wildcards.method].proxy_inputs
+    )
+
+
+def method_settings(wildcards):
+    """A baseline's own settings for its training job, its schedule apart."""
+    settings = DATASETS[wildcards.dataset]["baselines"][wildcards.method]
+    return {key: value for key, value in settings.items() if key != "train"}
+
+
+def report_inputs(wildcards):
+    """Everything the report reads: each method's mixture, and per seed its model's training
+    log and evaluations."""
+    dataset = wildcards.dataset
+    root, models = f"results/{dataset}", trained_models(dataset)
+    files = {}
+    for method in methods(dataset):
+        files[f"mixture_{method}"] = f"{root}/mixtures/{method}.json"
+        for seed in seeds(dataset):
+            run = f"{method}/seed-{seed}"
+            files[f"train_log_{method}_{seed}"] = f"{models}/{run}/train_log.json"
+            files[f"perplexity_{method}_{seed}"] = f"{root}/eval/{run}/perplexity.json"
+            files[f"downstream_{method}_{seed}"] = f"{root}/eval/{run}/downstream.json"
+    return files
 
 
 def regmix_run_settings(dataset):
     """What a run depends on; `runs`, `target` and the simulation stay out, so changing them
     retrains no run."""
-    regmix = baseline(dataset, "regmix")
+    regmix = DATASETS[dataset]["baselines"]["regmix"]
     return {
-        key: regmix[key] for key in ("seed", "concentrations", "temperature", "prior")
+        key: regmix[key]
+        for key in ("seed", "concentrations", "temperature", "prior", "max_usage")
     }
 
 
 def trajectory_files(wildcards):
     """Weights against proxy steps, for the report's stability figure: Chameleon's per kept
-    checkpoint, DoReMi's and DoGE's per step; only for the methods the dataset runs."""
-    root = f"results/{wildcards.dataset}"
-    files = {
-        "doremi": f"{root}/doremi/proxy/train_log.json",
-        "doge": f"{root}/doge/proxy/train_log.json",
+    checkpoint, the reweighted proxies' per step, for the methods the dataset runs."""
+    dataset = wildcards.dataset
+    files = {}
+    for method in methods(dataset):
+        name = METHODS[method].trajectory
+        path = name and method_input(dataset, method, name)
+        if path:
+            files[f"trajectory_{method}"] = path
+    return files
+
+
+# --- clustered datasets (workflow/rules/clusters.smk) ---
+
+
+def cluster_source(dataset):
+    """The dataset whose documents a clustered dataset pools."""
+    if "clusters" not in DATASETS[dataset]:
+        raise WorkflowError(
+            f"dataset {dataset!r} is not a clustered dataset (domains: {{cluster: ...}})"
+        )
+    return DATASETS[dataset]["clusters"]["dataset"]
+
+
+def cluster_parts(dataset):
+    """[domain, split] of every pooled part, in the order of the document vectors."""
+    return [
+        [domain, split]
+        for domain in domains(cluster_source(dataset))
+        for split in ("train", "val", "test")
+    ]
+
+
+def cluster_part_files(dataset, path):
+    """``path`` (with {domain} and {split}) for every pooled part of the source dataset."""
+    return [
+        f"results/{cluster_source(dataset)}/{path.format(domain=d, split=s)}"
+        for d, s in cluster_parts(dataset)
+    ]
+
+
+def labelled_models(dataset):
+    """The models of the labelled comparison, "dataset/method" -> one perplexity file on the
+    source's labelled domains per seed: the source's models of the clustered dataset's
+    methods first (its uniform is the baseline), then the clustered dataset's."""
+    source = cluster_source(dataset)
+    models = {
+        f"{source}/{m}": [
+            f"results/{source}/eval/{m}/seed-{s}/perplexity.json" for s in seeds(source)
+        ]
+        for m in methods(dataset)
+        if m in methods(source)
     }
-    if not is_finetune(wildcards.dataset):
-        files["chameleon"] = f"{root}/stability.csv"
-    return {
-        f"trajectory_{method}": path
-        for method, path in files.items()
-        if method in methods(wildcards.dataset)
-    }
+    for m in methods(dataset):
+        models[f"{dataset}/{m}"] = [
+            f"results/{dataset}/eval/{m}/seed-{s}/labelled.json" for s in seeds(dataset)
+        ]
+    return models

@@ -18,18 +18,18 @@ rule local_tasks:
 
 
 rule perplexity:
-    """Token-level test perplexity of one base model on every domain."""
+    """Token-level test perplexity of one trained model (method, seed) on every domain."""
     input:
         model=trained_model,
         tokens=lambda wc: token_files(wc.dataset, "stats.json"),
         bins=lambda wc: token_files(wc.dataset, "test.bin"),
         offsets=lambda wc: token_files(wc.dataset, "test.offsets.npy"),
     output:
-        "results/{dataset}/eval/{method}/perplexity.json",
+        "results/{dataset}/eval/{method}/seed-{seed}/perplexity.json",
     log:
-        "results/logs/{dataset}/eval/{method}/perplexity.log",
+        "results/logs/{dataset}/eval/{method}/seed-{seed}/perplexity.log",
     benchmark:
-        "results/benchmarks/{dataset}/eval/{method}/perplexity.tsv"
+        "results/benchmarks/{dataset}/eval/{method}/seed-{seed}/perplexity.tsv"
     conda:
         "../../envs/chameleon.yaml"
     threads: 1
@@ -45,16 +45,17 @@ rule perplexity:
 
 
 rule downstream:
-    """Downstream accuracy of one base model with lm-eval (local and/or hub tasks)."""
+    """Downstream accuracy of one trained model (method, seed) with lm-eval (local and/or hub
+    tasks)."""
     input:
         model=trained_model,
         tasks="results/{dataset}/eval/tasks",
     output:
-        "results/{dataset}/eval/{method}/downstream.json",
+        "results/{dataset}/eval/{method}/seed-{seed}/downstream.json",
     log:
-        "results/logs/{dataset}/eval/{method}/downstream.log",
+        "results/logs/{dataset}/eval/{method}/seed-{seed}/downstream.log",
     benchmark:
-        "results/benchmarks/{dataset}/eval/{method}/downstream.tsv"
+        "results/benchmarks/{dataset}/eval/{method}/seed-{seed}/downstream.tsv"
     conda:
         "../../envs/chameleon.yaml"
     threads: 1

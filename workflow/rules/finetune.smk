@@ -1,23 +1,24 @@
 FINETUNE = {
     "domains": lambda wc: domains(wc.dataset),
-    "train": lambda wc: finetune_settings(wc.dataset),
+    "train": seeded_schedule,
 }
 
 
 rule finetune:
-    """The pretrained model finetuned with one mixture; resumes from its last checkpoint."""
+    """The pretrained model finetuned with one mixture and one seed; resumes from its last
+    checkpoint."""
     input:
         tokens=lambda wc: token_files(wc.dataset, "stats.json"),
         bins=lambda wc: token_files(wc.dataset, "train.bin"),
         pretrained=lambda wc: DATASETS[wc.dataset]["pretrained"],
         mixture="results/{dataset}/mixtures/{method}.json",
     output:
-        model=directory("results/{dataset}/finetune/{method}/model"),
-        log_json="results/{dataset}/finetune/{method}/train_log.json",
+        model=directory("results/{dataset}/finetune/{method}/seed-{seed}/model"),
+        log_json="results/{dataset}/finetune/{method}/seed-{seed}/train_log.json",
     log:
-        "results/logs/{dataset}/finetune/{method}.log",
+        "results/logs/{dataset}/finetune/{method}/seed-{seed}.log",
     benchmark:
-        "results/benchmarks/{dataset}/finetune/{method}.tsv"
+        "results/benchmarks/{dataset}/finetune/{method}/seed-{seed}.tsv"
     retries: 2
     conda:
         "../../envs/chameleon.yaml"

@@ -1,7 +1,8 @@
 rule report:
-    """The methods side by side: perplexity, downstream accuracy, weights, compute."""
+    """The methods side by side over their seeds: perplexity, downstream accuracy, weights,
+    compute."""
     input:
-        unpack(method_files),
+        unpack(report_inputs),
         unpack(trajectory_files),
     output:
         markdown=report(
@@ -32,5 +33,6 @@ rule report:
     params:
         domains=lambda wc: domains(wc.dataset),
         methods=lambda wc: methods(wc.dataset),
+        seeds=lambda wc: seeds(wc.dataset),
     script:
         "../scripts/report.py"

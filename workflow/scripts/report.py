@@ -3,15 +3,24 @@ from chameleon_mix.plots import plot_weight_trajectories
 from chameleon_mix.report import comparison, weight_trajectories, write_report
 
 with logged(snakemake.log[0]):
-    kinds = ("mixture", "train_log", "perplexity", "downstream")
-    files = {
-        method: {kind: snakemake.input[f"{kind}_{method}"] for kind in kinds}
+    kinds = ("train_log", "perplexity", "downstream")
+    methods = {
+        method: {
+            "mixture": snakemake.input[f"mixture_{method}"],
+            "runs": [
+                {
+                    "seed": seed,
+                    **{kind: snakemake.input[f"{kind}_{method}_{seed}"] for kind in kinds},
+                }
+                for seed in snakemake.params.seeds
+            ],
+        }
         for method in snakemake.params.methods
     }
     domains = list(snakemake.params.domains)
     write_report(
         snakemake.wildcards.dataset,
-        comparison(files, domains),
+        comparison(methods, domains),
         domains,
         snakemake.output.markdown,
         snakemake.output.table,

@@ -1,13 +1,22 @@
 from dataclasses import asdict
 from pathlib import Path
 
+from chameleon_mix.clusters import cluster_shards
 from chameleon_mix.io import logged
 from chameleon_mix.shards import sample_domain, sample_partition
 
 with logged(snakemake.log[0]):
     source = dict(snakemake.params.source)
     out_dir = Path(snakemake.output.train).parent
-    if "partition" in source:
+    if "cluster" in source:  # a clustered dataset's domain: its rows of the assignments
+        stats = cluster_shards(
+            snakemake.wildcards.domain,
+            source["cluster"],
+            snakemake.input.assignments,
+            snakemake.params.seed,
+            out_dir,
+        )
+    elif "partition" in source:
         stats = sample_partition(
             snakemake.wildcards.domain,
             source["partition"],

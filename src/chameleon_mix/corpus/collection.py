@@ -56,7 +56,7 @@ def collect(
     out_path: str | os.PathLike[str],
     manifest_path: str | os.PathLike[str],
     max_documents: int,
-    max_chars: int = 20000,
+    max_chars: int,
     min_chars: int = 200,
     max_rejected_fraction: float | None = None,
 ) -> int:

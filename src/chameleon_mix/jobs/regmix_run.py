@@ -16,4 +16,5 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         concentrations=list(settings["concentrations"]),
         temperature=settings["temperature"],
         prior=dict(settings["prior"]) if settings["prior"] else None,
+        max_usage=settings["max_usage"],
     )

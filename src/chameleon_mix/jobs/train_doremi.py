@@ -5,6 +5,7 @@ from chameleon_mix.io import logged
 from chameleon_mix.tokens import token_dirs
 
 with logged(snakemake.log[0], threads=snakemake.threads):
+    method = snakemake.params.method  # the dataset's baselines.doremi, without its train
     train_doremi(
         tokens=token_dirs(snakemake.params.domains, snakemake.input.tokens),
         tokenizer_dir=snakemake.input.tokenizer,
@@ -12,6 +13,6 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),
         out_dir=Path(snakemake.output.model).parent,
-        eta=snakemake.params.eta,
-        eps=snakemake.params.eps,
+        eta=method["eta"],
+        eps=method["eps"],
     )

@@ -1,0 +1,10 @@
+from chameleon_mix.clusters import labelled_comparison
+from chameleon_mix.io import logged
+
+with logged(snakemake.log[0]):
+    labelled_comparison(
+        {name: list(files) for name, files in snakemake.params.models.items()},
+        list(snakemake.params.labels),
+        snakemake.output.md,
+        snakemake.output.csv,
+    )
