@@ -343,8 +343,10 @@ def test_export_rule(dataset, tmp_path):
     )
     config["proxies"]["tiny"]["domains"] = names
     write_config(tmp_path, config)
-    planned = {rule for rule, _ in planned_jobs(tmp_path, "results/small-ft/export/chameleon_pt")}
-    assert {"export", "megatron_dataset", "tokenize_domain", "mixture_chameleon_pt"} <= planned
+    jobs = planned_jobs(tmp_path, "results/small-ft/export/chameleon_pt")
+    planned = {rule for rule, _ in jobs}
+    assert {"export", "megatron_dataset", "tokenize_domain", "mixture"} <= planned
+    assert ("mixture", "dataset=small-ft, method=chameleon_pt") in jobs
     assert "train_base" in planned  # the pretrained model: the small dataset's uniform base
 
     results = tmp_path / "results" / "small"

@@ -59,7 +59,7 @@ def stopped_run(tokens, tokenizer_dir, out, stop_after):
         tokenizer,
         "cpu",
         stop_after=stop_after,
-        metadata={"model": model_spec(TINY)},
+        metadata={"model": {**model_spec(TINY), "vocab_size": len(tokenizer)}},
         data_digests=digests,
     )
 

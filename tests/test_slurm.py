@@ -45,8 +45,7 @@ GPU_RULES = (
     "perplexity",
     "downstream",
     "doremi_reference",
-    "train_doremi",
-    "train_doge",
+    "train_reweighted_proxy",
     "regmix_run",
 )
 CPU_RULES = (
@@ -331,7 +330,10 @@ def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
     (tmp_path / "profile").mkdir()
     (tmp_path / "profile" / "config.yaml").write_text(yaml.safe_dump(profile))
     write_config(tmp_path, small_config(DOMAINS))
-    targets = ["results/small/base/uniform/train_log.json", "results/proxies/tiny/train_log.json"]
+    targets = [
+        "results/small/base/uniform/seed-0/train_log.json",
+        "results/proxies/tiny/train_log.json",
+    ]
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *targets]
         + ["--directory", str(tmp_path), "--profile", str(tmp_path / "profile"), "-n"],
