@@ -168,11 +168,14 @@ def load_samples(
     sample_files: dict[str, str | Path], X: np.ndarray, embedding_files: dict[str, str | Path]
 ) -> list[np.ndarray]:
     """Each domain's (n_i, p) sample embeddings, checked against its domain embedding ``X[i]``
-    (the mean of the samples, up to their float16 rounding); errors name the files at fault."""
+    (the mean of the samples, up to their float16 rounding), memory-mapped; errors name the
+    files at fault."""
     samples = []
     for (name, path), x in zip(sample_files.items(), X):
         try:
-            rows = np.load(path)
+            # Memory-mapped: thousands of clustered domains' samples would not fit in memory;
+            # a subsample reads its rows only.
+            rows = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as err:
             raise ValueError(
                 f"domain {name!r}: cannot read sample embeddings {path}: {err}"
