@@ -1,4 +1,10 @@
-"""Small real training data shared by the model, training and finetuning tests."""
+"""Small real training data shared by the model, training and finetuning tests, and a made-up
+Debian package for the tests of the declared demo corpus."""
+
+import gzip
+import os
+import struct
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,3 +45,62 @@ def tokens(tmp_path_factory, shards, tokenizer_dir):
     for name, shard in shards.items():
         write_token_files({"train": shard}, tokenizer_dir, root / name)
     return {name: root / name for name in shards}
+
+
+def build_mo(pairs: list[tuple[bytes, bytes]], order: str = "<") -> bytes:
+    """A GNU .mo catalogue: header, table of originals, table of translations, strings."""
+    originals_at = 28
+    translations_at = originals_at + 8 * len(pairs)
+    strings_at = translations_at + 8 * len(pairs)
+    tables, strings = [b"", b""], b""
+    for column in (0, 1):
+        for pair in pairs:
+            tables[column] += struct.pack(
+                order + "2I", len(pair[column]), strings_at + len(strings)
+            )
+            strings += pair[column] + b"\0"
+    header = struct.pack(
+        order + "7I", 0x950412DE, 0, len(pairs), originals_at, translations_at, 0, 0
+    )
+    return header + tables[0] + tables[1] + strings
+
+
+EXTRA_PACKAGE = "chameleon-mix-test-extra"
+
+
+@pytest.fixture
+def extra_debian_package():
+    """``install()`` puts a made-up Debian package into the real directories the demo's
+    collectors read (a changelog, a copyright, a man page, a catalogue, a header, a Perl
+    module) and into dpkg's file lists, as `apt-get install slurmd` would, and returns its
+    files; they are removed after the test. Skips unless the test runs as root."""
+    info = Path("/var/lib/dpkg/info")
+    if not os.access(info, os.W_OK) or not os.access("/usr/share/doc", os.W_OK):
+        pytest.skip("needs write access to the dpkg database and /usr/share (root)")
+    name = EXTRA_PACKAGE
+    changelog = f"{name} (1.0-1) bookworm; urgency=medium\n\n  * An extra change.\n" * 12
+    files = {
+        f"/usr/share/doc/{name}/changelog.Debian.gz": gzip.compress(changelog.encode()),
+        f"/usr/share/doc/{name}/copyright": b"The extra licence, explained. " * 20,
+        f"/usr/share/man/man1/{name}.1.gz": gzip.compress(b".TH EXTRA 1\n" + b"Extra text. " * 40),
+        f"/usr/share/locale/de/LC_MESSAGES/{name}.mo": build_mo([(b"Hello", b"Hallo " * 50)]),
+        f"/usr/include/{name}.h": b"/* An extra header. */\nint extra(void);\n" * 20,
+        "/usr/share/perl5/ChameleonMixTestExtra.pm": b"package Extra;\n# extra\n1;\n" * 40,
+    }
+    listing = info / f"{name}.list"
+
+    def install() -> list[str]:
+        for path, data in files.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_bytes(data)
+        listing.write_text("\n".join(files) + "\n")
+        return list(files)
+
+    try:
+        yield install
+    finally:
+        for path in files:
+            Path(path).unlink(missing_ok=True)
+        if Path(f"/usr/share/doc/{name}").is_dir():
+            Path(f"/usr/share/doc/{name}").rmdir()
+        listing.unlink(missing_ok=True)

@@ -453,13 +453,13 @@ def test_the_schema_takes_schedule_overlays_and_the_new_keys_with_the_librarys_d
             {
                 "doremi": {"train": {"steps": 500}},
                 "doge": {"target": "others", "grad_clip": 2.0, "train": {"lr": 1e-3}},
-                "regmix": {"max_usage": 15, "train": {"steps": 40, "min_lr": 2.0e-3}},
+                "regmix": {"max_usage": 15, "train": {"steps": 400, "min_lr": 2.0e-3}},
             }
         )
     )
     baselines = config["datasets"]["demo"]["baselines"]
     assert baselines["doremi"]["train"] == {"steps": 500}  # an overlay gets no defaults
-    assert baselines["regmix"]["train"] == {"steps": 40, "min_lr": 2.0e-3}
+    assert baselines["regmix"]["train"] == {"steps": 400, "min_lr": 2.0e-3}
     assert baselines["doge"] == {
         "mu": 0.01, "lr": None, "target": "others", "grad_clip": 2.0, "train": {"lr": 1e-3},
     }  # fmt: skip
@@ -497,7 +497,7 @@ def test_the_schema_takes_schedule_overlays_and_the_new_keys_with_the_librarys_d
         ),
         (  # the overlay merged over the proxy's schedule is checked as a whole
             {"regmix": {"train": {"steps": 10}}},
-            "config: datasets.demo.baselines.regmix.train.warmup_steps: 30 exceeds steps 10",
+            "config: datasets.demo.baselines.regmix.train.warmup_steps: 100 exceeds steps 10",
         ),
         (
             {"regmix": {"steps": 100}},
@@ -507,3 +507,58 @@ def test_the_schema_takes_schedule_overlays_and_the_new_keys_with_the_librarys_d
         with pytest.raises(ConfigError) as bad:
             validate_config(small_config(baselines))
         assert str(bad.value).startswith(message), str(bad.value)
+
+
+def test_regmix_regression_stops_early_on_the_held_out_runs():
+    """As RegMix's notebook: the first runs (12.8%) are held out, the rest fitted, and boosting
+    stops 3 rounds after the held-out l2 loss last improved."""
+    import lightgbm
+
+    from chameleon_mix.regmix import STOPPING_ROUNDS, held_out
+
+    prior = np.array([0.4, 0.3, 0.2, 0.1])
+    mixtures = np.array([sample_mixture(prior, 0, i)[0] for i in range(200)])
+    noise = np.random.default_rng(0).normal(scale=0.05, size=200)
+    losses = ((mixtures - [0.1, 0.2, 0.3, 0.4]) ** 2).sum(axis=1) + noise
+    assert held_out(200) == 26 and held_out(8) == 1 and held_out(2) == 1
+    regressor = fit_regressor(mixtures, losses, seed=0)
+    assert 0 < regressor.best_iteration < 1000
+    # The rounds kept are those up to the lowest held-out l2, computed directly; the next
+    # STOPPING_ROUNDS did not improve on it (LightGBM keeps the best rounds only).
+    held = mixtures[:26], losses[:26]
+    errors = [
+        np.mean((regressor.predict(held[0], num_iteration=i) - held[1]) ** 2)
+        for i in range(1, regressor.best_iteration + 1)
+    ]
+    assert int(np.argmin(errors)) + 1 == regressor.best_iteration
+    longer = lightgbm.train(
+        {**regressor.params, "early_stopping_round": None},
+        lightgbm.Dataset(
+            mixtures[26:], losses[26:], params={"min_data_in_bin": 1, "verbosity": -1}
+        ),
+        num_boost_round=regressor.best_iteration + STOPPING_ROUNDS,
+    )
+    later = [
+        np.mean((longer.predict(held[0], num_iteration=i) - held[1]) ** 2)
+        for i in range(regressor.best_iteration + 1, regressor.best_iteration + STOPPING_ROUNDS + 1)
+    ]
+    assert min(later) >= errors[-1]
+    assert isinstance(regressor, lightgbm.Booster)
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        held_out(1)
+
+
+def test_doremi_reference_trains_on_uniform_or_the_token_shares(tmp_path):
+    from chameleon_mix.doremi import reference_weights
+
+    tokens = {}
+    for name, count in (("a", 300), ("b", 100)):
+        tokens[name] = tmp_path / name
+        tokens[name].mkdir()
+        (tokens[name] / "stats.json").write_text(
+            json.dumps({"splits": {"train": {"tokens": count}}})
+        )
+    assert reference_weights("uniform", tokens) is None  # the trainer's uniform default
+    assert reference_weights("natural", tokens) == {"a": 0.75, "b": 0.25}
+    with pytest.raises(ValueError, match="DoReMi reference must be one of"):
+        reference_weights("proportional", tokens)

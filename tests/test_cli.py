@@ -18,7 +18,9 @@ def embeddings(tmp_path):
     X = rng.normal(size=(4, 16))
     for name, row in zip(["arxiv", "book", "cc", "github"], X):
         np.save(tmp_path / f"{name}.npy", row)
-    np.save(tmp_path / "cc.samples.npy", rng.normal(size=(8, 16)))  # ignored: per-sample file
+        # Not a domain: the samples the intervals redraw, whose mean the embedding is.
+        noise = rng.normal(size=(8, 16))
+        np.save(tmp_path / f"{name}.samples.npy", row + noise - noise.mean(axis=0))
     return tmp_path, X
 
 
@@ -41,8 +43,14 @@ def test_weights_from_a_directory(embeddings, tmp_path, stage, capsys):
         "temperature": "paper",
         "center": True,
         "normalize": True,
+        "embedders": ["embeddings"],
+        "combined": None,
     }
-    assert "github" in capsys.readouterr().out
+    assert report["uncertainty"]["draws"] == 200
+    printed = capsys.readouterr().out
+    low, high = report["intervals"]["github"]
+    assert f"github  {report['scores']['github']:8.4f}" in printed
+    assert f"[{low:.4f}, {high:.4f}]" in printed
 
 
 def test_console_script_is_installed(embeddings):
@@ -54,6 +62,8 @@ def test_console_script_is_installed(embeddings):
         "domain",
         "score",
         "weight",
+        "90%",
+        "interval",
     ]
 
 

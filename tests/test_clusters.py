@@ -344,7 +344,8 @@ def test_workflow_plans_one_clustering_and_per_cluster_jobs(tmp_path):
     )
     assert jobs["embed_documents"] == jobs["cluster_documents"] == 1
     assert jobs["sample_shards"] == jobs["tokenize_domain"] == 3 + 4  # sources and clusters
-    assert jobs["embed_domain"] == 4 and jobs["weights"] == 1
+    # The clusters are the first proxy replicate's; each of the 2 replicates embeds them all.
+    assert jobs["embed_domain"] == 2 * 4 and jobs["weights"] == 1 and jobs["train_proxy"] == 2
     jobs = planned_jobs(tmp_path, "results/small-clusters/report/labelled.md")
     trained = sorted(w for rule, w in jobs if rule == "train_base")
     assert len(trained) == 2 * 2 + 2  # the clusters' two methods x two seeds, the source's two

@@ -29,8 +29,9 @@ def test_shipped_config_is_valid_and_gets_defaults():
         "temperature": None,
         "center": True,
         "normalize": True,
+        "bootstrap": 200,
     }
-    assert demo["embedding"]["layer"] is None and demo["embedding"]["samples"] == 256
+    assert demo["embedding"]["layer"] is None and demo["embedding"]["samples"] == 1024
     assert config["proxies"]["slimpajama-82m"]["train"]["weight_decay"] == 0.01
     assert set(config["datasets"]) >= {"demo", "demo-new", "slimpajama", "pile", "wiki40b", "stack"}
     assert len(config["datasets"]["pile"]["domains"]) == 17
@@ -105,7 +106,7 @@ def set_in(path, value):
         ),
         (
             set_in(["proxies", "demo-tiny", "train", "checkpoints"], [100, 5000]),
-            r"proxies\.demo-tiny\.train\.checkpoints: \[5000\] exceed steps=300",
+            r"proxies\.demo-tiny\.train\.checkpoints: \[5000\] exceed steps=1000",
         ),
         (
             set_in(["proxies", "demo-tiny", "tokenizer"], {"path": "/no/such/tokenizer"}),
@@ -337,7 +338,7 @@ def test_a_base_model_without_a_schedule_trains_on_the_proxys():
     demo_new = resolved(model_only)["datasets"]["demo-new"]
     proxy_train = SHIPPED["proxies"]["demo-tiny"]["train"]
     base = demo_new["schedules"]["base"]
-    assert base["steps"] == proxy_train["steps"] == 300 and base["lr"] == proxy_train["lr"]
+    assert base["steps"] == proxy_train["steps"] == 1000 and base["lr"] == proxy_train["lr"]
     assert base["checkpoints"] == []  # kept checkpoints are the proxy's, for stability
     assert demo_new["models"]["base"] == {"n_layer": 1, "n_head": 2, "n_embd": 64, "n_inner": 256}
     assert demo_new["seeds"] == [base["seed"]]
@@ -410,3 +411,31 @@ def test_the_librarys_defaults_are_the_schemas():
     assert datasets["demo"]["weights"]["temperature"] == "paper"
     assert datasets["demo"]["weights"]["tau"] == krls.DEFAULT_TAU["pretrain"]
     assert checked >= 20
+
+
+def test_proxy_replicates_and_doremis_reference():
+    """A proxy trains one replicate per seed (absent: its schedule's seed). DoReMi reuses the
+    uniform proxy as its reference only for a uniform reference and when the first replicate
+    is exactly DoReMi's run."""
+    datasets, proxies = resolved()["datasets"], resolved()["proxies"]
+    assert proxies["slimpajama-82m"]["seeds"] == [proxies["slimpajama-82m"]["train"]["seed"]]
+
+    def natural(config):
+        config["datasets"]["demo"]["baselines"]["doremi"] = {"reference": "natural"}
+
+    assert datasets["demo"]["doremi_reference_reused"]
+    assert datasets["demo"]["baselines"]["doremi"]["reference"] == "uniform"
+    assert not resolved(natural)["datasets"]["demo"]["doremi_reference_reused"]
+
+    def other_first_seed(config):
+        config["proxies"]["demo-tiny"]["seeds"] = [5, 0]
+
+    changed = resolved(other_first_seed)
+    assert changed["proxies"]["demo-tiny"]["seeds"] == [5, 0]
+    assert not changed["datasets"]["demo"]["doremi_reference_reused"]
+
+    def repeated(config):
+        config["proxies"]["demo-tiny"]["seeds"] = [1, 1]
+
+    with pytest.raises(ConfigError, match="proxies.demo-tiny.seeds"):
+        resolved(repeated)

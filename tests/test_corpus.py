@@ -15,11 +15,11 @@ import json
 import os
 import re
 import stat
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_mo
 
 from chameleon_mix.corpus import (
     COLLECTORS,
@@ -147,7 +147,11 @@ def test_python_code_skips_tests_and_site_packages():
     if missing_reason("python_code"):
         pytest.skip("no stdlib")
     python_code = COLLECTORS["python_code"]
-    paths = collection._candidates(python_code, collection._distribution_files(python_code))
+    paths = collection._candidates(
+        python_code,
+        collection._distribution_files(python_code),
+        collection._debian_files(python_code),
+    )
     assert paths
     assert not any({"site-packages", "test", "tests"} & set(p.parts) for p in paths)
 
@@ -199,27 +203,11 @@ def test_roff_to_text_turns_markup_into_prose():
 def test_man_page_so_stubs_are_skipped(tmp_path):
     (tmp_path / "real.1.gz").write_bytes(gzip.compress(ROFF_PAGE.encode()))
     (tmp_path / "alias.1.gz").write_bytes(gzip.compress(b".so man1/real.1\n"))
-    local = dataclasses.replace(COLLECTORS["man_pages"], globs=lambda: [f"{tmp_path}/*.gz"])
+    local = dataclasses.replace(
+        COLLECTORS["man_pages"], globs=lambda: [f"{tmp_path}/*.gz"], debian_packages={}
+    )
     out, _ = run(local, tmp_path, min_chars=10)
     assert [d["source"] for d in read_jsonl(out)] == [str(tmp_path / "real.1.gz")]
-
-
-def build_mo(pairs: list[tuple[bytes, bytes]], order: str = "<") -> bytes:
-    """A GNU .mo catalogue: header, table of originals, table of translations, strings."""
-    originals_at = 28
-    translations_at = originals_at + 8 * len(pairs)
-    strings_at = translations_at + 8 * len(pairs)
-    tables, strings = [b"", b""], b""
-    for column in (0, 1):
-        for pair in pairs:
-            tables[column] += struct.pack(
-                order + "2I", len(pair[column]), strings_at + len(strings)
-            )
-            strings += pair[column] + b"\0"
-    header = struct.pack(
-        order + "7I", 0x950412DE, 0, len(pairs), originals_at, translations_at, 0, 0
-    )
-    return header + tables[0] + tables[1] + strings
 
 
 MO_PAIRS = [
@@ -248,7 +236,9 @@ def test_translations_collector_returns_exactly_the_msgstrs(tmp_path):
     catalogue.parent.mkdir(parents=True)
     catalogue.write_bytes(build_mo(MO_PAIRS))
     local = dataclasses.replace(
-        COLLECTORS["translations"], globs=lambda: [f"{tmp_path}/locale/*/LC_MESSAGES/*.mo"]
+        COLLECTORS["translations"],
+        globs=lambda: [f"{tmp_path}/locale/*/LC_MESSAGES/*.mo"],
+        debian_packages={},
     )
     out, manifest = run(local, tmp_path, min_chars=1)
     assert read_jsonl(out) == [
@@ -265,7 +255,9 @@ def test_shell_scripts_are_recognised_by_their_shebang(tmp_path):
     (tmp_path / "bin").mkdir()
     for name, first_line in {**scripts, **others}.items():
         (tmp_path / "bin" / name).write_bytes(first_line + b"echo hello world\n" * 20)
-    local = dataclasses.replace(COLLECTORS["shell_scripts"], globs=lambda: [f"{tmp_path}/bin/*"])
+    local = dataclasses.replace(
+        COLLECTORS["shell_scripts"], globs=lambda: [f"{tmp_path}/bin/*"], debian_packages={}
+    )
     out, _ = run(local, tmp_path, min_chars=10)
     assert sorted(Path(d["source"]).name for d in read_jsonl(out)) == sorted(scripts)
 
@@ -291,7 +283,9 @@ def test_unknown_collector_lists_known_names(tmp_path):
 
 def test_missing_source_names_the_install_hint(tmp_path):
     absent = dataclasses.replace(
-        COLLECTORS["man_pages"], globs=lambda: [f"{tmp_path}/absent/man[1-8]/*.gz"]
+        COLLECTORS["man_pages"],
+        globs=lambda: [f"{tmp_path}/absent/man[1-8]/*.gz"],
+        debian_packages={},
     )
     assert absent.install_hint in missing_reason(absent)
     with pytest.raises(FileNotFoundError, match="apt-get install man-db"):
@@ -401,6 +395,7 @@ def localized(name: str, root: Path) -> Collector:
     return dataclasses.replace(
         COLLECTORS[name],
         globs=lambda: [f"{root}/locale/*/LC_MESSAGES/*.mo", f"{root}/man/*/man1/*.gz"],
+        debian_packages={},
     )
 
 
@@ -445,7 +440,9 @@ def test_code_c_leaves_out_cplusplus_headers(tmp_path):
     for name, text in files.items():
         (tmp_path / "include" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "include" / name).write_text(text)
-    local = dataclasses.replace(COLLECTORS["code_c"], globs=lambda: [f"{tmp_path}/include/**/*.h"])
+    local = dataclasses.replace(
+        COLLECTORS["code_c"], globs=lambda: [f"{tmp_path}/include/**/*.h"], debian_packages={}
+    )
     out, _ = run(local, tmp_path, min_chars=10)
     assert [Path(d["source"]).name for d in read_jsonl(out)] == ["c.h"]
 
@@ -454,7 +451,9 @@ def test_code_cmake_takes_modules_and_cmakelists(tmp_path):
     for name in ("CMakeLists.txt", "FindDemo.cmake", "notes.txt", "demo.cmake.in"):
         (tmp_path / "share" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "share" / name).write_text(f"# {name}\nset(DEMO_FOUND TRUE)\n" * 5)
-    local = dataclasses.replace(COLLECTORS["code_cmake"], globs=lambda: [f"{tmp_path}/share/**/*"])
+    local = dataclasses.replace(
+        COLLECTORS["code_cmake"], globs=lambda: [f"{tmp_path}/share/**/*"], debian_packages={}
+    )
     out, _ = run(local, tmp_path, min_chars=10)
     names = sorted(Path(d["source"]).name for d in read_jsonl(out))
     assert names == ["CMakeLists.txt", "FindDemo.cmake"]
@@ -566,8 +565,9 @@ def test_weights_record_a_digest_of_the_corpus_manifests(tmp_path):
         (tmp_path / domain).mkdir()
         _out, manifests[domain] = run(domain, tmp_path / domain, max_documents=3)
         embeddings[domain] = tmp_path / f"{domain}.npy"
-        np.save(embeddings[domain], rng.normal(size=8))
-        np.save(tmp_path / f"{domain}.samples.npy", rng.normal(size=(4, 8)))
+        embedding, noise = rng.normal(size=8), rng.normal(size=(4, 8))
+        np.save(embeddings[domain], embedding)
+        np.save(tmp_path / f"{domain}.samples.npy", embedding + noise - noise.mean(axis=0))
 
     def corpus_of_weights(name: str) -> dict:
         outputs = {
@@ -591,3 +591,136 @@ def test_weights_record_a_digest_of_the_corpus_manifests(tmp_path):
     assert [d for d in first["manifests"] if changed["manifests"][d] != first["manifests"][d]] == [
         "package_readmes"
     ]
+
+
+# --------------------------------------------------------------------------
+# Debian packages: only the declared packages' files are read
+# --------------------------------------------------------------------------
+
+DEBIAN_COLLECTORS = ["c_headers", "licenses", "man_pages", "changelogs", "perl_modules",
+                     "translations"]  # fmt: skip
+CHANGELOG = "{name} (1.0-1) bookworm; urgency=medium\n\n  * Changes described at length.\n" * 12
+
+
+def install_fake_package(root: Path, name: str, version: str) -> Path:
+    """A Debian package ``name`` installed in a dpkg database under ``root`` (info/*.list and
+    status), with a changelog and a copyright file in ``root/usr/share/doc/<name>/``."""
+    doc = root / "usr" / "share" / "doc" / name
+    doc.mkdir(parents=True)
+    (doc / "changelog.Debian.gz").write_bytes(gzip.compress(CHANGELOG.format(name=name).encode()))
+    (doc / "copyright").write_text(f"{name}: the licence, explained. " * 20)
+    (root / "info").mkdir(exist_ok=True)
+    listed = [str(doc), *(str(path) for path in sorted(doc.iterdir()))]
+    (root / "info" / f"{name}.list").write_text("\n".join(listed) + "\n")
+    with open(root / "status", "a") as status:
+        status.write(f"Package: {name}\nStatus: install ok installed\nVersion: {version}\n\n")
+    clear_dpkg_caches()
+    return doc
+
+
+def clear_dpkg_caches() -> None:
+    """Forget the dpkg database read so far (a job reads it once, when it starts)."""
+    from chameleon_mix.corpus import debian
+
+    debian.dpkg_versions.cache_clear()
+    debian.dpkg_owners.cache_clear()
+
+
+@pytest.fixture
+def fake_dpkg(tmp_path, monkeypatch) -> Path:
+    """A dpkg database of this test's own under tmp_path/dpkg."""
+    from chameleon_mix.corpus import debian
+
+    root = tmp_path / "dpkg"
+    root.mkdir()
+    monkeypatch.setattr(debian, "DPKG_INFO_DIR", str(root / "info"))
+    monkeypatch.setattr(debian, "DPKG_STATUS", str(root / "status"))
+    clear_dpkg_caches()
+    yield root
+    clear_dpkg_caches()
+
+
+def fake_changelogs(root: Path, **declared: str) -> Collector:
+    return dataclasses.replace(
+        COLLECTORS["changelogs"],
+        debian_packages={name.replace("_", "-"): v for name, v in declared.items()},
+        debian_files=(f"{root}/usr/share/doc/*/changelog.Debian.gz",),
+    )
+
+
+def test_an_undeclared_debian_package_changes_nothing(fake_dpkg, tmp_path):
+    install_fake_package(fake_dpkg, "declared-pkg", "1.0")
+    collector = fake_changelogs(fake_dpkg, declared_pkg="1.0")
+    (tmp_path / "before").mkdir()
+    before = run(collector, tmp_path / "before", min_chars=10)
+    # Its changelog lands in the very directory the collector reads from.
+    install_fake_package(fake_dpkg, "undeclared-extra", "2.0")
+    (tmp_path / "after").mkdir()
+    after = run(collector, tmp_path / "after", min_chars=10)
+    assert [p.read_bytes() for p in after] == [p.read_bytes() for p in before]
+    manifest = json.loads(after[1].read_text())
+    assert manifest["debian_packages"] == {"declared-pkg": "1.0"}
+    assert {s["package"] for s in manifest["sources"]} == {"declared-pkg"}
+
+    # The control: declared, the extra package is read, with its version.
+    both = fake_changelogs(fake_dpkg, declared_pkg="1.0", undeclared_extra="2.0")
+    (tmp_path / "both").mkdir()
+    _out, manifest_path = run(both, tmp_path / "both", min_chars=10)
+    sources = json.loads(manifest_path.read_text())["sources"]
+    assert {(s["package"], s["version"]) for s in sources} == {
+        ("declared-pkg", "1.0"),
+        ("undeclared-extra", "2.0"),
+    }
+
+
+def test_a_declared_debian_package_missing_or_at_another_version_is_reported(
+    fake_dpkg, tmp_path, capsys
+):
+    install_fake_package(fake_dpkg, "declared-pkg", "1.1")
+    collector = fake_changelogs(fake_dpkg, declared_pkg="1.0", absent_pkg="3.0")
+    _out, manifest_path = run(collector, tmp_path, min_chars=10)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["missing_debian_packages"] == ["absent-pkg"]
+    assert manifest["debian_packages_at_other_versions"] == {
+        "declared-pkg": {"declared": "1.0", "installed": "1.1"}
+    }
+    err = capsys.readouterr().err
+    assert (
+        "collector 'changelogs': declared Debian packages not installed, their files are "
+        "left out: absent-pkg" in err
+    )
+    assert (
+        "declared Debian packages at other versions, their files are read as installed: "
+        "declared-pkg 1.1 (declared 1.0)" in err
+    )
+
+    nothing = fake_changelogs(fake_dpkg, absent_pkg="3.0")
+    with pytest.raises(FileNotFoundError, match="of the 1 declared Debian packages"):
+        run(nothing, tmp_path)
+
+
+def test_demo_debian_collectors_ignore_a_newly_installed_package(tmp_path, extra_debian_package):
+    """On this machine: a made-up package installed into the very directories the demo's
+    Debian collectors read (as `apt-get install slurmd` adds changelogs, copyrights, man pages)
+    is never a candidate, and the demo-sized corpus stays byte-identical."""
+    available = [name for name in DEBIAN_COLLECTORS if missing_reason(name) is None]
+    if not available:
+        pytest.skip("none of the demo's Debian packages is installed")
+    before = {}
+    for name in available:
+        (tmp_path / "before" / name).mkdir(parents=True)
+        before[name] = run(name, tmp_path / "before" / name, max_documents=1500, max_chars=4000)
+    files = extra_debian_package()
+    clear_dpkg_caches()
+    for name in available:
+        collector = COLLECTORS[name]
+        candidates = collection._candidates(
+            collector,
+            collection._distribution_files(collector),
+            collection._debian_files(collector),
+        )
+        assert not set(files) & {str(p) for p in candidates}, name
+        (tmp_path / "after" / name).mkdir(parents=True)
+        after = run(name, tmp_path / "after" / name, max_documents=1500, max_chars=4000)
+        assert [p.read_bytes() for p in after] == [p.read_bytes() for p in before[name]], name
+    clear_dpkg_caches()

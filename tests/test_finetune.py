@@ -108,7 +108,7 @@ def test_the_control_mixture_inverts_the_finetuning_order(tmp_path):
         "scores": dict(zip(names, scores)),
         "weights": dict(zip(names, softmax(scores, 0.2))),
         "params": {"lam": 10.0, "tau": 0.2, "temperature": "paper"},
-        "embeddings": {n: info for n in names},
+        "embeddings": {"pretrained": {n: info for n in names}},
     }
     (tmp_path / "weights.json").write_text(json.dumps(report))
     ft = chameleon_mixture(tmp_path / "ft.json", names, tmp_path / "weights.json", None)

@@ -119,7 +119,7 @@ def hand_built_dataset(**changes):
     }
     for key, value in changes.items():
         dataset[key] = value
-    return dataset, {"model": tiny, "train": schedule(25)}
+    return dataset, {"model": tiny, "train": schedule(25), "seeds": [0]}
 
 
 def test_planned_compute_adds_up_each_method():
@@ -146,6 +146,9 @@ def test_planned_compute_adds_up_each_method():
 
     reused, proxy = hand_built_dataset(proxy_reused=True)
     assert planned_compute(reused, proxy)["chameleon"] == pytest.approx(embedding)
+    # Three proxy replicates: each trained and each embedding every domain.
+    replicated = planned_compute(dataset, {**proxy, "seeds": [0, 1, 2]})["chameleon"]
+    assert replicated == pytest.approx(3 * planned["chameleon"])
     accumulated, proxy = hand_built_dataset()
     accumulated["schedules"]["doremi"] = schedule(40, micro_batch_size=4)
     extra = planned_compute(accumulated, proxy)["doremi"] - planned["doremi"]

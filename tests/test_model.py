@@ -12,6 +12,8 @@ from chameleon_mix.embed import (
     embed_domain,
     embed_domain_to_files,
     embed_windows,
+    middle_layer,
+    stream_windows,
     truncate_to_layer,
 )
 from chameleon_mix.model import build_model, load_model, model_spec
@@ -105,6 +107,20 @@ def test_truncated_trunk_equals_full_forward_hidden_state():
             assert len(trunk.blocks) == layer
 
 
+def test_default_layer_is_the_authors_middle_hidden_state():
+    # The authors embed with hidden_states[(L + 1) // 2]: block 2 of a 3-block proxy, not 1.
+    assert [middle_layer(n) for n in (1, 2, 3, 4, 6, 7, 12)] == [1, 1, 2, 2, 3, 4, 6]
+    model = build_model(TINY, 100, 32, 0).eval()
+    stream = torch.randint(1, 100, (40,)).numpy()
+    windows = stream_windows(stream, 4, 8, seed=0)
+    with torch.no_grad():
+        hidden = model.transformer(torch.from_numpy(np.stack(windows)), output_hidden_states=True)
+        expected = hidden.hidden_states[(3 + 1) // 2].double().mean(dim=1).mean(dim=0).numpy()
+    result = embed_domain(model, 0, stream, np.array([0, 40]), 4, 8, "stream", device="cpu")
+    assert result.layer == 2
+    np.testing.assert_allclose(result.mean, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_trunk_works_for_other_decoders():
     """A Llama-style model (blocks in model.layers, RMSNorm after them) embeds the same way."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -154,7 +170,7 @@ def test_domain_embeddings_separate_domains(tokens, tokenizer_dir, tmp_path, sam
     means = {}
     for name in domain_texts():
         result = embed(name)
-        assert result.layer == 1 and result.samples.shape == (16, 32)
+        assert result.layer == 2 and result.samples.shape == (16, 32)  # block 2 of 3
         means[name] = result.mean
     np.testing.assert_allclose(embed("code").mean, means["code"])  # deterministic under the seed
     assert not np.allclose(means["code"], means["prose"], atol=1e-3)

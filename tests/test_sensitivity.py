@@ -2,6 +2,7 @@
 
 import csv
 import re
+import shutil
 
 import matplotlib.image
 import numpy as np
@@ -78,9 +79,7 @@ def samples_of(files):
 def stage(embedded, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     outputs = {"table": out / "s.csv", "markdown": out / "s.md", "plot": out / "s.png"}
-    rows = sensitivity_stage(
-        embedded[12], samples_of(embedded[12]), SETTINGS, outputs, "tiny", checkpoint_files=embedded
-    )
+    rows = sensitivity_stage(embedded[12], SETTINGS, outputs, "tiny", checkpoint_files=embedded)
     return rows, outputs
 
 
@@ -116,7 +115,7 @@ def test_every_configured_row_is_the_weights_stage_mixture(embedded, stage):
 
     with open(outputs["table"], newline="") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == len(TAU_FACTORS) + len(LAMBDA_GRID) + 3 + 2
+    assert len(table) == len(TAU_FACTORS) + len(LAMBDA_GRID) + 3 + 2  # no seed axis: one proxy
     assert [r["configured"] for r in table].count("True") == 4
     for line, r in zip(table, rows):
         weights = [float(line[f"weight_{n}"]) for n in names]
@@ -132,7 +131,7 @@ def test_every_configured_row_is_the_weights_stage_mixture(embedded, stage):
 def test_tau_flattens_the_mixture_towards_uniform(embedded):
     X = load_embeddings(embedded[12])
     names = list(embedded[12])
-    rows = sweep(X, SETTINGS, names, tau_factors=(1e-4, *TAU_FACTORS, 1e5))
+    rows = sweep([X], SETTINGS, names, tau_factors=(1e-4, *TAU_FACTORS, 1e5))
     taus = [r for r in rows if r["axis"] == "tau"]
     # The entropy of softmax(z / tau) grows with tau.
     entropies = [r["normalized_entropy"] for r in taus]
@@ -142,7 +141,7 @@ def test_tau_flattens_the_mixture_towards_uniform(embedded):
     assert coldest["domains_for_mass"] == 1
     assert np.abs(hottest["weights"] - 0.25).max() < 1e-4 and hottest["domains_for_mass"] == 4
     # The grid is relative to the configured tau, whatever its scale, and holds it once.
-    rows = sweep(X, {**SETTINGS, "tau": 5 / 7}, names)
+    rows = sweep([X], {**SETTINGS, "tau": 5 / 7}, names)
     taus = [r["setting"] for r in rows if r["axis"] == "tau"]
     assert np.allclose(taus, np.array(TAU_FACTORS) * 5 / 7, rtol=1e-12, atol=0)
     assert [r["setting"] for r in rows if r["configured"]] == [5 / 7, 10.0]
@@ -154,7 +153,7 @@ def test_lambda_limits_as_derived(embedded):
     X = load_embeddings(embedded[12])
     names = list(embedded[12])
     lams = (1e-8, *LAMBDA_GRID, 1e8)
-    rows = [r for r in sweep(X, SETTINGS, names, lams=lams) if r["axis"] == "lambda"]
+    rows = [r for r in sweep([X], SETTINGS, names, lams=lams) if r["axis"] == "lambda"]
     assert [r["setting"] for r in rows] == list(lams)
     assert np.abs(rows[0]["weights"] - 0.25).max() < 1e-4
     K = np.diag(center_kernel(X @ X.T))
@@ -184,16 +183,46 @@ def test_samples_of_another_run_are_refused(embedded, tmp_path):
         "markdown": tmp_path / "s.md",
         "plot": tmp_path / "s.png",
     }
-    samples = samples_of(embedded[12])
-    stale = {**samples, "code": samples_of(embedded[6])["code"]}
+    copied = tmp_path / "embeddings"
+    copied.mkdir()
+    files = {}
+    for name, path in embedded[12].items():
+        files[name] = copied / path.name
+        shutil.copy(path, files[name])
+        shutil.copy(samples_of(embedded[12])[name], copied / f"{name}.samples.npy")
+    stale = copied / "code.samples.npy"
+    shutil.copy(samples_of(embedded[6])["code"], stale)
     with pytest.raises(ValueError, match="the two files come from different embedding runs") as err:
-        sensitivity_stage(embedded[12], stale, SETTINGS, outputs, "tiny")
-    assert f"domain 'code': the mean of the sample embeddings {stale['code']}" in str(err.value)
-    flat = tmp_path / "code.samples.npy"
-    np.save(flat, np.load(samples["code"])[0])
+        sensitivity_stage(files, SETTINGS, outputs, "tiny")
+    assert f"domain 'code': the mean of the sample embeddings {stale}" in str(err.value)
+    np.save(stale, np.load(samples_of(embedded[12])["code"])[0])
     with pytest.raises(ValueError, match=r"have shape \(32,\), expected \(samples, 32\)"):
-        sensitivity_stage(embedded[12], {**samples, "code": flat}, SETTINGS, outputs, "tiny")
+        sensitivity_stage(files, SETTINGS, outputs, "tiny")
     assert not any(path.exists() for path in outputs.values())
+
+
+def test_the_seed_axis_gives_each_replicate_alone(embedded, tmp_path):
+    """Two embedders (here the two tiny models) as proxy replicates: the configured rows are
+    their ensemble, the weights stage's mixture; each seed row is one replicate's mixture."""
+    replicates = {"seed-0": embedded[12], "seed-1": embedded[6]}
+    outputs = {key: tmp_path / f"s.{key}" for key in ("table", "markdown", "plot")}
+    rows = sensitivity_stage(replicates, SETTINGS, outputs, "tiny")
+    names = list(embedded[12])
+
+    def mixture(files):
+        weights = compute_weights(files, bootstrap=0, **SETTINGS)["weights"]
+        return np.array([weights[n] for n in names])
+
+    ensemble = mixture(replicates)
+    for r in rows:
+        if r["configured"]:
+            assert np.array_equal(r["weights"], ensemble), r["axis"]
+    seeds = [r for r in rows if r["axis"] == "seed"]
+    assert [r["label"] for r in seeds] == ["seed-0", "seed-1"]
+    for r, files in zip(seeds, replicates.values()):
+        np.testing.assert_allclose(r["weights"], mixture(files), rtol=1e-12)
+        assert r["tv_from_configured"] > 1e-3 and not r["configured"]
+    assert "## Proxy replicate (seed)" in outputs["markdown"].read_text()
 
 
 def test_the_rule_plans_only_the_embeddings(tmp_path, tokenizer_dir):

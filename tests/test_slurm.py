@@ -240,6 +240,7 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch)
     local, remote = tmp_path / "local", tmp_path / "slurm"
     # Also a dataset of a mixed source of 4 files: its 4 partition jobs go to SLURM side by side.
     config = small_config(DOMAINS, {"mixed": mixed_dataset(["web", "code"])})
+    config["proxies"]["tiny"]["seeds"] = [0]  # one proxy job, requeued below
     for workdir in (local, remote):
         workdir.mkdir()
         write_config(workdir, config)
@@ -251,7 +252,7 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch)
     tokenizer = "results/proxies/tiny/tokenizer"
     mixed = "results/mixed/shards/web/stats.json"
     phase1 = start_snakemake(remote, tmp_path / "slurm1.out", *profile, tokenizer, mixed, limit=400)
-    checkpoint = "results/proxies/tiny/checkpoints/step-6"  # written atomically
+    checkpoint = "results/proxies/tiny/seed-0/checkpoints/step-6"  # written atomically
     try:
         out = finish(phase1, tmp_path / "slurm1.out", 400)
         assert not same_bytes(local, remote, "results/small/shards/**/*.parquet")
@@ -301,7 +302,7 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch)
 
     # The training job was requeued mid-run, resumed from the checkpoint, and SLURM ran it twice.
     assert watch.requeued and info["train_proxy"]["Restarts"] == "1", info["train_proxy"]
-    train_log = json.loads((remote / "results/proxies/tiny/train_log.json").read_text())
+    train_log = json.loads((remote / "results/proxies/tiny/seed-0/train_log.json").read_text())
     assert train_log["resumed_from_step"] >= 6
 
     # The partition jobs' merge equals a single pass over the mixed source.
@@ -313,8 +314,8 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch)
     )
 
     # Same results as the local run.
-    assert not same_bytes(local, remote, "results/proxies/tiny/model/model.safetensors")
-    assert not same_bytes(local, remote, "results/small/embeddings/final/*.npy")
+    assert not same_bytes(local, remote, "results/proxies/tiny/seed-0/model/model.safetensors")
+    assert not same_bytes(local, remote, "results/small/embeddings/seed-0/final/*.npy")
     weights = [json.loads((w / TARGET).read_text())["weights"] for w in (local, remote)]
     assert weights[0].keys() == weights[1].keys() == set(DOMAINS)
     for domain in DOMAINS:
@@ -332,7 +333,7 @@ def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
     write_config(tmp_path, small_config(DOMAINS))
     targets = [
         "results/small/base/uniform/seed-0/train_log.json",
-        "results/proxies/tiny/train_log.json",
+        "results/proxies/tiny/seed-0/train_log.json",
     ]
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *targets]

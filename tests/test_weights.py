@@ -105,14 +105,14 @@ def test_near_identical_embeddings_are_named_without_equal_tokens(embeddings):
     assert duplicate_warnings(np.vstack([X, near]), names, no_digests, weights) == []
 
 
-def write_embeddings(directory, X, names, samples=False):
-    """Domain -> ``.npy`` path of each row of X (and a ``.samples.npy`` of two rows beside)."""
+def write_embeddings(directory, X, names):
+    """Domain -> ``.npy`` path of each row of X, and a ``.samples.npy`` beside of two rows
+    whose mean it is."""
     files = {}
     for name, row in zip(names, X):
         files[name] = directory / f"{name}.npy"
         np.save(files[name], row)
-        if samples:
-            np.save(directory / f"{name}.samples.npy", np.stack([row, row + 0.1]))
+        np.save(directory / f"{name}.samples.npy", np.stack([row - 0.01, row + 0.01]))
     return files
 
 
@@ -173,7 +173,7 @@ def test_the_affinity_plot_is_a_note_for_many_domains(tmp_path, monkeypatch):
     monkeypatch.setattr(weights_module, "MAP_POINTS", 5)  # one sample per domain on the map
     names = ["arxiv", "book", "cc", "c4", "github"]
     X = np.random.default_rng(2).normal(size=(len(names), 4))
-    files = write_embeddings(tmp_path, X, names, samples=True)
+    files = write_embeddings(tmp_path, X, names)
     outputs = {
         key: tmp_path / "out" / f"{key}.{suffix}"
         for key, suffix in [("weights", "json"), ("affinity", "csv"), ("affinity_plot", "png"),
@@ -186,3 +186,93 @@ def test_the_affinity_plot_is_a_note_for_many_domains(tmp_path, monkeypatch):
     assert note.shape[0] < 250 < note.shape[1]  # a wide strip of text, not a square heatmap
     ranked = matplotlib.image.imread(outputs["weights_plot"])
     assert ranked.shape[1] > 1.5 * ranked.shape[0]  # 7 x 4 inches, not 4 x 4 of five bars
+
+
+def test_weights_json_states_intervals_and_the_replicates_spread(embeddings, tmp_path, capsys):
+    """Two embedders standing in for proxy replicates (the same tiny model's embeddings, the
+    second's shifted per domain): the mixture comes from their mean scores, each has its own,
+    their spread is reported, and every weight has a 90% bootstrap interval."""
+    names = ["code", "prose", "ini"]
+    shifted = {}
+    for i, name in enumerate(names):
+        X = np.load(embeddings[name])
+        samples = np.load(embeddings[name].with_suffix(".samples.npy")).astype(np.float64)
+        step = np.random.default_rng(i).normal(size=X.shape) * np.abs(X).mean()
+        shifted[name] = tmp_path / f"{name}.npy"
+        np.save(shifted[name], samples.mean(axis=0) + step)
+        np.save(tmp_path / f"{name}.samples.npy", (samples + step).astype(np.float16))
+    replicates = {"seed-0": {n: embeddings[n] for n in names}, "seed-1": shifted}
+    report = compute_weights(replicates, tmp_path / "weights.json", bootstrap=100)
+    written = json.loads((tmp_path / "weights.json").read_text(), parse_constant=refuse_constant)
+    assert written["params"]["embedders"] == ["seed-0", "seed-1"]
+    alone = [compute_weights(files, bootstrap=0)["weights"] for files in replicates.values()]
+    assert written["replicates"] == dict(zip(replicates, alone))
+    for name in names:
+        pair = [a[name] for a in alone]
+        assert written["replicate_sd"][name] == pytest.approx(np.std(pair, ddof=1))
+        low, high = written["intervals"][name]
+        assert 0 <= low <= high <= 1
+    assert written["uncertainty"] == {
+        "level": 0.9,
+        "draws": 100,
+        "resampled": "the 2 proxy replicates, then each domain's embedding samples, with "
+        "replacement",
+    }
+    # The nested bootstrap redraws the replicates: a quarter of its draws take one twice, a
+    # quarter the other, so the intervals stretch across their disagreement.
+    for name in names:
+        low, high = written["intervals"][name]
+        assert high - low >= 0.5 * abs(alone[0][name] - alone[1][name])
+    spread = max(written["replicate_sd"].values())
+    if spread > weights_module.UNCERTAIN_SD:
+        assert any("the proxy replicates disagree" in w for w in report["warnings"])
+        assert "the proxy replicates disagree" in capsys.readouterr().err
+    # One embedder, no draws: no intervals and no spread, as the JSON says.
+    single = compute_weights(replicates["seed-0"], bootstrap=0)
+    assert single["intervals"] is None and single["replicate_sd"] is None
+    one = compute_weights(replicates["seed-0"], bootstrap=20)["uncertainty"]["resampled"]
+    assert one == (
+        "each domain's embedding samples (one embedder: not the proxy's seed), with replacement"
+    )
+
+
+def test_wide_intervals_are_a_warning_naming_the_domains(tmp_path):
+    """Domains whose samples scatter far more than their means differ: the mixture is noise."""
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "d"]
+    files = {}
+    for name in names:
+        samples = rng.normal(size=(6, 5)) * 3
+        files[name] = tmp_path / f"{name}.npy"
+        np.save(files[name], samples.astype(np.float16).astype(np.float64).mean(axis=0))
+        np.save(tmp_path / f"{name}.samples.npy", samples.astype(np.float16))
+    report = compute_weights(files, bootstrap=100)
+    widths = {n: hi - lo for n, (lo, hi) in report["intervals"].items()}
+    assert max(widths.values()) > weights_module.UNCERTAIN_WIDTH
+    [warning] = [w for w in report["warnings"] if "interval wider than" in w]
+    widest = max(widths, key=widths.get)
+    assert f"{widest} {report['weights'][widest]:.3f} [" in warning
+    assert "embed more samples (embedding.samples)" in warning
+
+
+def test_missing_samples_name_the_file_and_the_way_out(tmp_path):
+    names = ["a", "b", "c"]
+    files = write_embeddings(tmp_path, np.random.default_rng(0).normal(size=(3, 4)), names)
+    (tmp_path / "b.samples.npy").unlink()
+    with pytest.raises(ValueError, match=r"domain 'b': cannot read sample embeddings .*b\.samples"):
+        compute_weights(files, tmp_path / "weights.json")
+    assert not (tmp_path / "weights.json").exists()
+    assert compute_weights(files, bootstrap=0)["intervals"] is None
+
+
+def test_the_weights_plot_draws_the_intervals(tmp_path):
+    weights = {"arxiv": 0.5, "book": 0.3, "cc": 0.2}
+    plain, with_bars = tmp_path / "plain.png", tmp_path / "bars.png"
+    plots.plot_weights(weights, plain)
+    plots.plot_weights(
+        weights, with_bars, intervals={n: [w - 0.1, w + 0.1] for n, w in weights.items()}
+    )
+    a, b = matplotlib.image.imread(plain), matplotlib.image.imread(with_bars)
+    assert a.shape == b.shape
+    changed = np.abs(a - b).max(axis=2) > 0.5  # the black error bars (and a taller y axis)
+    assert changed.sum() > 50 and (b[changed][:, :3].max(axis=1) < 0.1).sum() > 20

@@ -46,6 +46,7 @@ def small_config(domains, extra_datasets=None):
                 "dataset": "small",
                 "domains": DOMAINS,
                 "model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                "seeds": [0, 1],  # two replicates, each its own job
                 "tokenizer": {"vocab_size": 500, "train_documents": 30},
                 "train": {
                     "steps": 12,
@@ -129,13 +130,46 @@ def test_weights_end_to_end(workdir):
     assert all(0 < s < 1 for s in report["scores"].values())
     assert report["proxy"] == "tiny" and report["stage"] == "pretrain"
     assert report["params"]["lam_scaled"] == pytest.approx(30.0)
+    replicates = ["seed-0", "seed-1"]
+    assert list(report["embeddings"]) == replicates == report["params"]["embedders"]
+    for replicate in replicates:
+        for name in DOMAINS:
+            info = report["embeddings"][replicate][name]
+            assert info["layer"] == 1 and len(info["sha256"]) == 64
+            assert info["model_dir"] == f"results/proxies/tiny/{replicate}/model"
+        log = json.loads((workdir / f"results/proxies/tiny/{replicate}/train_log.json").read_text())
+        assert log["config"]["seed"] == int(replicate.removeprefix("seed-"))
+    # The mixture averages the replicates' scores; each one's mixture and their spread are kept.
+    alone = [report["replicates"][r] for r in replicates]
+    assert alone[0] != alone[1]
     for name in DOMAINS:
-        assert report["embeddings"][name]["layer"] == 1
-        assert len(report["embeddings"][name]["sha256"]) == 64
+        sd = np.std([a[name] for a in alone], ddof=1)
+        assert report["replicate_sd"][name] == pytest.approx(sd)
+        low, high = report["intervals"][name]
+        assert 0 <= low <= high <= 1
+    assert report["uncertainty"]["draws"] == 200
     for plot in ("affinity", "embedding_map", "weights", "stability"):
         assert (workdir / f"results/small/plots/{plot}.png").stat().st_size > 1000
     stability = (workdir / "results/small/stability.csv").read_text().splitlines()
     assert stability[0] == "step," + ",".join(DOMAINS) and len(stability) == 3  # steps 6 and 12
+
+
+def test_installing_a_package_changes_no_byte_of_the_corpus_or_the_weights(
+    workdir, tmp_path, extra_debian_package
+):
+    """The demo's corpus is a function of declared inputs: with a made-up package installed
+    into the directories its Debian collectors read, collecting again and everything after it
+    gives byte-identical corpus files and weights.json."""
+    shutil.copytree(workdir / "results", tmp_path / "results")
+    write_config(tmp_path, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+    extra_debian_package()
+    out = snakemake(tmp_path, "results/small/weights.json", "--forcerun", "collect_corpus")
+    assert "rule collect_corpus" in out and "rule train_proxy" in out  # all made again
+    corpus = [
+        f"results/corpus/{d}.{suffix}" for d in DOMAINS for suffix in ("jsonl", "manifest.json")
+    ]
+    for name in [*corpus, "results/small/weights.json"]:
+        assert (tmp_path / name).read_bytes() == (workdir / name).read_bytes(), name
 
 
 def test_comparison_report(workdir):
@@ -256,13 +290,14 @@ def test_resampling_a_domain_is_byte_identical(workdir):
 
 
 def test_adding_a_domain_reruns_only_that_domain_and_the_weights(workdir):
-    model = workdir / "results/proxies/tiny/model/model.safetensors"
+    model = workdir / "results/proxies/tiny/seed-0/model/model.safetensors"
     stamp = model.stat().st_mtime_ns
     write_config(workdir, small_config([*DOMAINS, "changelogs"]))
     jobs = planned_jobs(workdir, "results/small/weights.json")
     assert jobs == [
         ("collect_corpus", "collector=changelogs"),
-        ("embed_domain", "dataset=small, ckpt=final, domain=changelogs"),
+        ("embed_domain", "dataset=small, embedder=seed-0, ckpt=final, domain=changelogs"),
+        ("embed_domain", "dataset=small, embedder=seed-1, ckpt=final, domain=changelogs"),
         ("sample_shards", "dataset=small, domain=changelogs"),
         ("tokenize_domain", "dataset=small, domain=changelogs"),
         ("weights", "dataset=small"),
@@ -286,7 +321,8 @@ def test_changing_a_domains_source_plans_only_that_domain_and_the_weights(workdi
     write_config(workdir, config)
     try:
         assert planned_jobs(workdir, "results/small/weights.json") == [
-            ("embed_domain", "dataset=small, ckpt=final, domain=changelogs"),
+            ("embed_domain", "dataset=small, embedder=seed-0, ckpt=final, domain=changelogs"),
+            ("embed_domain", "dataset=small, embedder=seed-1, ckpt=final, domain=changelogs"),
             ("sample_shards", "dataset=small, domain=changelogs"),
             ("tokenize_domain", "dataset=small, domain=changelogs"),
             ("weights", "dataset=small"),

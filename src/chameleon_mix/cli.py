@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from .ensemble import DEFAULT_DRAWS
 from .krls import DEFAULT_LAM, DEFAULT_TEMPERATURE, TEMPERATURES
 from .weights import compute_weights
 
@@ -104,6 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-center", dest="center", action="store_false")
     parser.add_argument("--no-normalize", dest="normalize", action="store_false")
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_DRAWS,
+        metavar="N",
+        help="90%% intervals from N bootstrap draws of the DOMAIN.samples.npy beside each "
+        "embedding (the workflow writes them); 0: no intervals",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write weights JSON here")
     args = parser.parse_args(argv)
 
@@ -124,14 +133,22 @@ def main(argv: list[str] | None = None) -> int:
             temperature=args.temperature,
             center=args.center,
             normalize=args.normalize,
+            bootstrap=args.bootstrap,
         )
     except ValueError as err:
         print(f"chameleon-weights: error: {err}", file=sys.stderr)
         return 2
     width = max(map(len, files))
-    print(f"{'domain':<{width}}  {'score':>8}  {'weight':>8}")
+    intervals = report["intervals"]
+    print(
+        f"{'domain':<{width}}  {'score':>8}  {'weight':>8}"
+        + ("  90% interval" if intervals else "")
+    )
     for name in report["domains"]:
-        print(f"{name:<{width}}  {report['scores'][name]:8.4f}  {report['weights'][name]:8.4f}")
+        line = f"{name:<{width}}  {report['scores'][name]:8.4f}  {report['weights'][name]:8.4f}"
+        if intervals:
+            line += f"  [{intervals[name][0]:.4f}, {intervals[name][1]:.4f}]"
+        print(line)
     if args.out:
         print(f"wrote {args.out}")
     return 0

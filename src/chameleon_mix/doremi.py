@@ -1,6 +1,7 @@
 """DoReMi (Xie et al., NeurIPS 2023, arXiv:2305.10429): domain weights by Group DRO on a proxy.
 
-A reference model is trained with uniform (or given) weights; a proxy of the same size is then
+A reference model is trained with uniform weights or the domains' token shares
+(:func:`reference_weights`); a proxy of the same size is then
 trained from scratch on batches drawn uniformly over the k domains, while the domain weights
 ``α`` follow the proxy's excess loss over the reference. Per step t (the paper's Algorithm 1):
 
@@ -154,6 +155,24 @@ class DoReMi:
             "reference_forward_tokens": self.reference_tokens,
             "recomputed_forward_tokens": self.recomputed_tokens,
         }
+
+
+REFERENCES = ("uniform", "natural")
+
+
+def reference_weights(mixture: str, tokens: dict[str, str | Path]) -> dict[str, float] | None:
+    """The reference model's mixture over ``tokens`` (domain -> token directory): None for
+    ``uniform`` (the trainer's default), each domain's share of the train tokens for
+    ``natural`` (DoReMi's authors' recommended reference)."""
+    from .tokens import read_stats
+
+    if mixture not in REFERENCES:
+        raise ValueError(f"DoReMi reference must be one of {REFERENCES}, got {mixture!r}")
+    if mixture == "uniform":
+        return None
+    counts = {name: read_stats(d)["splits"]["train"]["tokens"] for name, d in tokens.items()}
+    total = sum(counts.values())
+    return {name: count / total for name, count in counts.items()}
 
 
 def train_doremi(

@@ -26,8 +26,9 @@ import torch
 
 
 def middle_layer(n_layer: int) -> int:
-    """The default embedding layer: the middle block (1 of 2, 3 of 6, 6 of 12)."""
-    return max(1, n_layer // 2)
+    """The default embedding layer: the middle block, as the authors' code picks it,
+    ``hidden_states[(L + 1) // 2]`` (1 of 2, 2 of 3, 3 of 6, 6 of 12)."""
+    return (n_layer + 1) // 2
 
 
 SAMPLING = ("stream", "document")

@@ -77,9 +77,10 @@ def planned_compute(dataset: dict, proxy: dict, validation_tokens: int = 0) -> d
     """The FLOPs each of a resolved pretraining dataset's ``methods`` spends to obtain its
     mixture, from the settings alone (``proxy``: the resolved proxy the dataset names):
 
-    - chameleon: the proxy's training (not when it is reused from another dataset) and the
-      embedding: ``samples`` windows of up to ``seq_len`` tokens per domain through blocks
-      ``1..layer`` (an upper bound: windows at the end of a short document are shorter);
+    - chameleon: each proxy replicate's training (not when the proxy is reused from another
+      dataset) and its embedding: ``samples`` windows of up to ``seq_len`` tokens per domain
+      through blocks ``1..layer`` (an upper bound: windows at the end of a short document
+      are shorter);
     - doremi: the reference's training (counted even when it is the uniform proxy, which
       DoReMi needs), the proxy's training, the reference's forward pass over every proxy
       token, and the proxy's forward repeated under gradient accumulation (one rank);
@@ -111,6 +112,7 @@ def planned_compute(dataset: dict, proxy: dict, validation_tokens: int = 0) -> d
     chameleon = embedding_flops(spec["proxy"], layer, k * embedding["samples"] * window, window)
     if not dataset["proxy_reused"]:
         chameleon += trained("proxy", proxy["train"])
+    chameleon *= len(proxy["seeds"])
 
     doremi_train = schedules["doremi"]
     doremi_tokens, seq = schedule_tokens(doremi_train), doremi_train["seq_len"]

@@ -21,7 +21,8 @@ STAGES = ("pretrain", "finetune")
 class Method:
     """``make(out, domains, inputs, settings)`` writes the mixture file ``out``: ``inputs``
     maps the entry's ``inputs`` names to files (``weights``: the dataset's weights.json,
-    ``uniform_proxy_log``: its uniform proxy's training log when pretraining,
+    ``uniform_proxy_logs``: its uniform proxy's training logs, one per replicate, when
+    pretraining,
     ``method_proxy_log``: the log of the method's own proxy, ``reference_log``: DoReMi's
     reference's, ``runs``: RegMix's run files), ``settings`` is the entry's ``settings`` of the
     resolved dataset."""
@@ -57,7 +58,7 @@ def _chameleon(out, domains, inputs, settings):
     from .mixtures import chameleon_mixture
 
     return chameleon_mixture(
-        out, domains, inputs["weights"], inputs.get("uniform_proxy_log"), settings["proxy_reused"]
+        out, domains, inputs["weights"], inputs.get("uniform_proxy_logs"), settings["proxy_reused"]
     )
 
 
@@ -109,9 +110,10 @@ METHODS: dict[str, Method] = {
     "human": Method(_human, settings=lambda d: {"human_weights": d.get("human_weights")}),
     "chameleon": Method(
         _chameleon,
-        inputs=("weights", "uniform_proxy_log"),
+        inputs=("weights", "uniform_proxy_logs"),
         trajectory="stability",
-        compute="proxy training plus embedding (embedding only when the proxy is reused)",
+        compute="proxy training (every replicate) plus embedding (embedding only when the "
+        "proxy is reused)",
         settings=lambda d: {"proxy_reused": d.get("proxy_reused", False)},
     ),
     # The paper's finetuning control (Appendix B.8): pretraining's formula on the same scores.

@@ -68,15 +68,15 @@ def chameleon_mixture(
     path: str | Path,
     domains: list[str],
     weights_json: str | Path,
-    proxy_log: str | Path | None,
+    proxy_logs: list[str | Path] | None,
     reused_proxy: bool = False,
     method: str = "chameleon",
     stage: str | None = None,
 ) -> dict:
     """Chameleon's weights with what they cost: proxy training and embedding FLOPs.
 
-    ``proxy_log`` is None when no proxy was trained (finetuning embeds with the pretrained
-    model). ``stage`` other than the weights' own gives the paper's control (Appendix B.8):
+    ``proxy_logs`` (one per proxy replicate) is None when no proxy was trained (finetuning
+    embeds with the pretrained model). ``stage`` other than the weights' own gives the paper's control (Appendix B.8):
     the other stage's formula on the same scores, e.g. ``softmax((1/S)/5)`` for finetuning.
     """
     from .flops import embedding_flops, training_flops
@@ -93,12 +93,13 @@ def chameleon_mixture(
     checked = check_weights(weights, domains, f"Chameleon weights {weights_json}")
     embed = sum(
         embedding_flops(info["architecture"], info["layer"], info["tokens"], info["seq_len"])
-        for info in report["embeddings"].values()
+        for replicate in report["embeddings"].values()
+        for info in replicate.values()
     )
     proxy = 0.0
-    if proxy_log is not None:
+    for proxy_log in proxy_logs or []:
         log = json.loads(Path(proxy_log).read_text())
-        proxy = training_flops(log["model"], log["tokens_total"], log["config"]["seq_len"])
+        proxy += training_flops(log["model"], log["tokens_total"], log["config"]["seq_len"])
     return write_mixture(
         path,
         method,

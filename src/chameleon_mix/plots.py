@@ -60,20 +60,34 @@ def plot_embedding_map(samples: dict[str, np.ndarray], path: str | Path) -> None
 
 
 def plot_weights(
-    weights: dict[str, float], path: str | Path, title: str = "Chameleon weights"
+    weights: dict[str, float],
+    path: str | Path,
+    title: str = "Chameleon weights",
+    intervals: dict[str, list[float]] | None = None,
 ) -> None:
-    """One bar per domain; beyond ``MAX_LABELLED`` domains (clusters), the weights sorted
-    from largest to smallest against their rank, on a log scale."""
+    """One bar per domain, with its interval (``[low, high]``) as an error bar when given;
+    beyond ``MAX_LABELLED`` domains (clusters), the weights sorted from largest to smallest
+    against their rank, on a log scale, the intervals as a band."""
     plt = _figure()
     names = list(weights)
     if len(names) <= MAX_LABELLED:
         fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(names), 4))
-        ax.bar(names, [weights[n] for n in names], color="tab:green")
+        heights = np.array([weights[n] for n in names])
+        errors = None
+        if intervals:
+            bounds = np.array([intervals[n] for n in names]).T  # (2, k): low, high
+            # An interval need not contain its estimate (the bootstrap's bias): clip at 0.
+            errors = np.clip(np.stack([heights - bounds[0], bounds[1] - heights]), 0, None)
+        ax.bar(names, heights, yerr=errors, capsize=3, color="tab:green", ecolor="black")
         ax.tick_params(axis="x", rotation=60)
     else:
         fig, ax = plt.subplots(figsize=(7, 4))
-        ranked = sorted(weights.values(), reverse=True)
-        ax.plot(range(1, len(ranked) + 1), ranked, color="tab:green")
+        order = sorted(names, key=weights.get, reverse=True)
+        rank = range(1, len(order) + 1)
+        ax.plot(rank, [weights[n] for n in order], color="tab:green")
+        if intervals:
+            low, high = zip(*(intervals[n] for n in order))
+            ax.fill_between(rank, low, high, color="tab:green", alpha=0.25, linewidth=0)
         ax.set_yscale("log")
         ax.set_xlabel(f"domain rank (of {len(names)})")
     ax.axhline(1 / len(names), color="grey", linestyle="--", label="uniform")

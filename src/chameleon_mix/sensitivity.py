@@ -2,13 +2,16 @@
 
 The weights are recomputed from embeddings already on disk while one setting at a time moves
 away from the configured one: the temperature ``tau``, the ridge ``lam``, the number of sample
-embeddings averaged into each domain embedding, and the proxy checkpoint that embedded the
-domains. Plain functions on NumPy arrays; :func:`sensitivity_stage` reads and writes the files.
+embeddings averaged into each domain embedding, the proxy checkpoint that embedded the
+domains, and, with several proxy replicates, each replicate alone in place of their ensemble
+(:mod:`chameleon_mix.ensemble`). Plain functions on NumPy arrays; :func:`sensitivity_stage`
+reads and writes the files.
 
-Shapes: ``k`` domains, ``p`` embedding dimensions, ``n_i`` sample embeddings of domain ``i``.
+Shapes: ``R`` embedders (proxy replicates), ``k`` domains, ``p`` embedding dimensions, ``n_i``
+sample embeddings of domain ``i``.
 
-    X          (k, p)    domain embeddings, X[i] the mean of domain i's samples
-    samples    k arrays (n_i, p), one row per embedded window (stored as float16)
+    Xs         R arrays (k, p)  domain embeddings, X[i] the mean of domain i's samples
+    samples    R lists of k arrays (n_i, p), one row per embedded window (stored as float16)
     weights    (k,)      a mixture on the simplex
 
 What the derivation predicts (centred kernel ``K`` of rank ``k - 1``, i.e. ``k <= p + 1``, with
@@ -31,15 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .ensemble import ensemble_weights
 from .io import atomic_path
-from .krls import chameleon_weights
-from .weights import load_embeddings
+from .krls import default_tau
+from .weights import by_embedder, load_embeddings, load_samples, sample_files
 
 AXES = {
     "tau": "temperature τ",
     "lambda": "ridge λ",
     "samples": "embedding samples per domain",
     "checkpoint": "proxy checkpoint (step)",
+    "seed": "proxy replicate (seed)",
 }
 # The paper's range, 1-20 around its pretraining tau = 5, as multiples of the configured tau:
 # the scale of a useful tau differs by stage (finetuning's 0.2) and by temperature form.
@@ -48,10 +53,6 @@ LAMBDA_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 SAMPLE_FRACTIONS = (0.25, 0.5, 1.0)
 # The share of the weight whose holders the tables count ("3 of 9 domains hold 90%").
 MASS = 0.9
-# The samples are stored as float16, so their mean differs from the stored float64 domain
-# embedding by the rounding (2^-11 of each value at most); far more means the two files come
-# from different embedding runs.
-SAMPLE_MEAN_TOLERANCE = 1e-2
 
 
 def normalized_entropy(weights: np.ndarray) -> float:
@@ -104,30 +105,38 @@ def _fraction_label(fraction: float, samples: list[np.ndarray]) -> str:
 
 
 def sweep(
-    X: np.ndarray,
+    Xs: list[np.ndarray],
     settings: dict,
     names: list[str],
-    samples: list[np.ndarray] | None = None,
-    checkpoints: dict[int, np.ndarray] | None = None,
+    samples: list[list[np.ndarray]] | None = None,
+    checkpoints: dict[int, list[np.ndarray]] | None = None,
     tau_factors: tuple[float, ...] = TAU_FACTORS,
     lams: tuple[float, ...] = LAMBDA_GRID,
     fractions: tuple[float, ...] = SAMPLE_FRACTIONS,
     seed: int = 0,
+    replicates: list[str] | None = None,
 ) -> list[dict]:
     """The weights with one setting at a time moved away from ``settings`` (the keyword
-    arguments of :func:`chameleon_weights`: ``stage``, ``tau``, ..., and ``lam``, required).
+    arguments of :func:`~chameleon_mix.krls.chameleon_weights`: ``stage``, ``tau``, ..., and
+    ``lam``, required).
 
-    ``X`` (k, p) are the configured domain embeddings. ``samples`` (k arrays (n_i, p)) add the
-    samples axis, its fraction 1 being ``X`` itself; ``checkpoints`` (step -> (k, p)) the
-    checkpoint axis, a step whose embeddings equal ``X`` being the configured one. The tau grid
-    is ``tau_factors`` times the configured tau; both grids include the configured value.
+    ``Xs`` (R arrays (k, p)) are the configured embedders' domain embeddings, combined as the
+    weights stage combines them. ``samples`` (per embedder, k arrays (n_i, p)) add the samples
+    axis, its fraction 1 being ``Xs`` themselves; ``checkpoints`` (step -> R arrays (k, p))
+    the checkpoint axis, a step whose embeddings equal ``Xs`` being the configured one. With
+    several embedders (named by ``replicates``), the seed axis gives each one's mixture
+    alone. The tau grid is ``tau_factors`` times the configured tau; both grids include the
+    configured value.
 
     Returns one dict per row: ``axis``, ``setting``, ``label``, ``configured``, ``weights``
     (k,), and the summary ``max_weight``, ``normalized_entropy``, ``domains_for_mass``,
     ``tv_from_configured`` (to the configured weights).
     """
-    configured = chameleon_weights(X, names=names, **settings)
-    tau = configured.tau
+    settings = {key: value for key, value in settings.items() if key != "bootstrap"}
+    configured = weights_of(Xs, settings, names)
+    tau = settings.get("tau") or default_tau(
+        settings.get("stage", "pretrain"), settings.get("temperature", "paper")
+    )
 
     def row(axis, setting, label, weights, is_configured):
         return {
@@ -139,11 +148,11 @@ def sweep(
             "max_weight": float(weights.max()),
             "normalized_entropy": normalized_entropy(weights),
             "domains_for_mass": domains_holding(weights),
-            "tv_from_configured": total_variation(weights, configured.weights),
+            "tv_from_configured": total_variation(weights, configured),
         }
 
-    def weights(embeddings=X, **change):
-        return chameleon_weights(embeddings, names=names, **{**settings, **change}).weights
+    def weights(embeddings=Xs, **change):
+        return weights_of(embeddings, {**settings, **change}, names)
 
     rows = []
     for value in sorted({tau * f for f in tau_factors} | {tau}):
@@ -154,47 +163,25 @@ def sweep(
     if samples is not None:
         for fraction in sorted(set(fractions) | {1.0}):
             embeddings = (
-                X if fraction == 1 else subsample_embeddings(samples, names, fraction, seed)
+                Xs
+                if fraction == 1
+                else [subsample_embeddings(s, names, fraction, seed) for s in samples]
             )
-            label = _fraction_label(fraction, samples)
+            label = _fraction_label(fraction, samples[0])
             rows.append(row("samples", fraction, label, weights(embeddings), fraction == 1))
     for step, embeddings in sorted((checkpoints or {}).items()):
-        is_configured = np.array_equal(embeddings, X)
+        is_configured = all(np.array_equal(a, b) for a, b in zip(embeddings, Xs))
         rows.append(row("checkpoint", step, str(step), weights(embeddings), is_configured))
+    if len(Xs) > 1:
+        for i, X in enumerate(Xs):
+            label = replicates[i] if replicates else f"replicate {i}"
+            rows.append(row("seed", i, label, weights([X]), False))
     return rows
 
 
-def load_samples(
-    sample_files: dict[str, str | Path], X: np.ndarray, embedding_files: dict[str, str | Path]
-) -> list[np.ndarray]:
-    """Each domain's (n_i, p) sample embeddings, checked against its domain embedding ``X[i]``
-    (the mean of the samples, up to their float16 rounding), memory-mapped; errors name the
-    files at fault."""
-    samples = []
-    for (name, path), x in zip(sample_files.items(), X):
-        try:
-            # Memory-mapped: thousands of clustered domains' samples would not fit in memory;
-            # a subsample reads its rows only.
-            rows = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"domain {name!r}: cannot read sample embeddings {path}: {err}"
-            ) from err
-        if rows.ndim != 2 or rows.shape[1] != len(x) or len(rows) == 0:
-            raise ValueError(
-                f"domain {name!r}: sample embeddings {path} have shape {rows.shape}, expected "
-                f"(samples, {len(x)}) like its embedding {embedding_files[name]}"
-            )
-        gap = np.linalg.norm(rows.astype(np.float64).mean(axis=0) - x) / np.linalg.norm(x)
-        if not gap <= SAMPLE_MEAN_TOLERANCE:
-            raise ValueError(
-                f"domain {name!r}: the mean of the sample embeddings {path} is {gap:.2g} of the "
-                f"norm of its embedding {embedding_files[name]} away from it (more than "
-                f"{SAMPLE_MEAN_TOLERANCE}): the two files come from different embedding runs; "
-                "delete both and embed the domain again"
-            )
-        samples.append(rows)
-    return samples
+def weights_of(Xs: list[np.ndarray], settings: dict, names: list[str]) -> np.ndarray:
+    """The mixture of the embedders ``Xs`` as the weights stage forms it."""
+    return ensemble_weights(Xs, settings, names)[0]
 
 
 def write_table(rows: list[dict], names: list[str], path: str | Path) -> None:
@@ -332,25 +319,27 @@ def plot(rows: list[dict], names: list[str], path: str | Path) -> None:
 
 
 def sensitivity_stage(
-    embedding_files: dict[str, str | Path],
-    sample_files: dict[str, str | Path],
+    embedding_files: dict,
     settings: dict,
     outputs: dict,
     dataset: str,
-    checkpoint_files: dict[int, dict[str, str | Path]] | None = None,
+    checkpoint_files: dict[int, dict] | None = None,
 ) -> list[dict]:
     """The sensitivity rule: ``outputs["table"]`` (CSV), ``outputs["markdown"]`` and
-    ``outputs["plot"]`` from the configured embeddings (domain -> ``.npy``), their samples
-    (domain -> ``.samples.npy``) and, for a pretraining dataset, each kept checkpoint's
-    embeddings (step -> domain -> ``.npy``). Nothing is written unless every row computes."""
-    names = list(embedding_files)
-    X = load_embeddings(embedding_files)
-    samples = load_samples(sample_files, X, embedding_files)
+    ``outputs["plot"]`` from the configured embeddings (embedder -> domain -> ``.npy``, their
+    samples beside them) and, for a pretraining dataset, each kept checkpoint's embeddings
+    (step -> embedder -> domain -> ``.npy``). Nothing is written unless every row computes."""
+    replicates = by_embedder(embedding_files)
+    names = list(next(iter(replicates.values())))
+    Xs = [load_embeddings(files) for files in replicates.values()]
+    samples = [
+        load_samples(sample_files(files), X, files) for files, X in zip(replicates.values(), Xs)
+    ]
     checkpoints = {
-        step: load_embeddings({name: files[name] for name in names})
+        step: [load_embeddings({n: f[n] for n in names}) for f in by_embedder(files).values()]
         for step, files in (checkpoint_files or {}).items()
     }
-    rows = sweep(X, settings, names, samples, checkpoints)
+    rows = sweep(Xs, settings, names, samples, checkpoints, replicates=list(replicates))
     text = markdown(rows, names, settings, dataset)
     write_table(rows, names, outputs["table"])
     with atomic_path(outputs["markdown"]) as tmp:

@@ -49,8 +49,10 @@ def _overlay(where: str, proxy_train: dict, overlay: dict | None) -> dict:
 
 
 def resolve_proxy(name: str, proxy: dict) -> dict:
+    """A proxy with its model explicit and its replicates' seeds (absent: the schedule's)."""
     check_schedule(f"proxies.{name}.train", proxy["train"])
-    return canonical({**proxy, "model": model_spec(proxy["model"])})
+    seeds = proxy.get("seeds") or [proxy["train"]["seed"]]
+    return canonical({**proxy, "model": model_spec(proxy["model"]), "seeds": seeds})
 
 
 def _clustered(dataset: dict) -> dict:
@@ -95,13 +97,16 @@ def _pretrain(name: str, dataset: dict, proxies: dict) -> dict:
             baselines[method].get("train"),
         )
     # DoReMi's reference is trained on the same schedule as DoReMi's proxy; the uniform proxy
-    # is that model only when it trained on exactly these domains with exactly that schedule.
+    # is that model only when the reference is uniform and the proxy (its first replicate)
+    # trained on exactly these domains with exactly that schedule.
     schedules["doremi_reference"] = schedules["doremi"]
     names = sorted(d["name"] for d in dataset["domains"])
+    first_replicate = {**proxy_train, "checkpoints": [], "seed": proxy["seeds"][0]}
     reference_reused = (
-        proxy["dataset"] == name
+        baselines["doremi"]["reference"] == "uniform"
+        and proxy["dataset"] == name
         and sorted(proxy["domains"]) == names
-        and {**proxy_train, "checkpoints": []} == schedules["doremi"]
+        and first_replicate == schedules["doremi"]
     )
     models = {
         "proxy": proxy["model"],

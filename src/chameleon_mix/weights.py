@@ -10,6 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .ensemble import (
+    DEFAULT_DRAWS,
+    DEFAULT_LEVEL,
+    bootstrap_weights,
+    intervals,
+    replicate_scores,
+    scores_to_weights,
+)
 from .io import atomic_path, sha256_file, warn, write_json
 from .krls import (
     AFFINITY_MAX_DOMAINS,
@@ -17,8 +25,10 @@ from .krls import (
     DEFAULT_LAM,
     DEFAULT_NORMALIZE,
     DEFAULT_TEMPERATURE,
-    chameleon_weights,
+    center_kernel,
+    default_tau,
 )
+from .krls import affinity as linear_affinity
 
 # Two domains whose embeddings lie closer than this fraction of the domains' spread (the root
 # mean square distance of the embeddings from their mean) count as the same data: each explains
@@ -35,6 +45,14 @@ MAP_POINTS = 20_000  # sample embeddings drawn on the embedding map
 AFFINITY_PLOT_MAX_DOMAINS = 100
 # Rows of the pairwise distances computed at a time in duplicate_warnings (memory rows x k).
 DISTANCE_BLOCK = 1024
+# A weight whose interval is wider than this, or whose replicates differ by more than this
+# (standard deviation), is mostly noise at the scale of the mixture: the user is told.
+UNCERTAIN_WIDTH = 0.2
+UNCERTAIN_SD = 0.05
+# The samples are stored as float16, so their mean differs from the stored float64 domain
+# embedding by the rounding (2^-11 of each value at most); far more means the two files come
+# from different embedding runs.
+SAMPLE_MEAN_TOLERANCE = 1e-2
 
 
 def load_embeddings(files: dict[str, str | Path]) -> np.ndarray:
@@ -55,6 +73,69 @@ def load_embeddings(files: dict[str, str | Path]) -> np.ndarray:
         sizes = ", ".join(f"{d}={len(r)}" for d, r in zip(files, rows))
         raise ValueError(f"domain embeddings differ in width ({sizes}); embed all with one model")
     return np.stack(rows)
+
+
+def load_samples(
+    sample_files: dict[str, str | Path], X: np.ndarray, embedding_files: dict[str, str | Path]
+) -> list[np.ndarray]:
+    """Each domain's (n_i, p) sample embeddings, checked against its domain embedding ``X[i]``
+    (the mean of the samples, up to their float16 rounding), memory-mapped; errors name the
+    files at fault."""
+    samples = []
+    for (name, path), x in zip(sample_files.items(), X):
+        try:
+            # Memory-mapped: thousands of clustered domains' samples would not fit in memory;
+            # a subsample reads its rows only.
+            rows = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"domain {name!r}: cannot read sample embeddings {path}: {err}. The intervals "
+                "redraw the samples the embedding stage writes beside each embedding: embed "
+                "the domain again, or draw no intervals (the dataset's weights.bootstrap: 0, or "
+                "chameleon-weights --bootstrap 0)"
+            ) from err
+        if rows.ndim != 2 or rows.shape[1] != len(x) or len(rows) == 0:
+            raise ValueError(
+                f"domain {name!r}: sample embeddings {path} have shape {rows.shape}, expected "
+                f"(samples, {len(x)}) like its embedding {embedding_files[name]}"
+            )
+        gap = np.linalg.norm(rows.astype(np.float64).mean(axis=0) - x) / np.linalg.norm(x)
+        if not gap <= SAMPLE_MEAN_TOLERANCE:
+            raise ValueError(
+                f"domain {name!r}: the mean of the sample embeddings {path} is {gap:.2g} of the "
+                f"norm of its embedding {embedding_files[name]} away from it (more than "
+                f"{SAMPLE_MEAN_TOLERANCE}): the two files come from different embedding runs; "
+                "delete both and embed the domain again"
+            )
+        samples.append(rows)
+    return samples
+
+
+def sample_files(embedding_files: dict[str, str | Path]) -> dict[str, Path]:
+    """The ``.samples.npy`` beside each domain's ``.npy`` (the embedding stage writes both)."""
+    return {name: Path(path).with_suffix(".samples.npy") for name, path in embedding_files.items()}
+
+
+def embedding_table(
+    embedders: list[str], domains: list[str], files: list[str | Path]
+) -> dict[str, dict[str, str | Path]]:
+    """``embedder -> domain -> file`` of a flat list, embedder by embedder (the order in which
+    the workflow lists a dataset's embeddings)."""
+    if len(files) != len(embedders) * len(domains):
+        raise ValueError(
+            f"{len(files)} embedding files for {len(embedders)} embedders x {len(domains)} domains"
+        )
+    rows = iter(files)
+    return {embedder: {domain: next(rows) for domain in domains} for embedder in embedders}
+
+
+def by_embedder(embedding_files: dict) -> dict[str, dict[str, str | Path]]:
+    """``embedder -> domain -> .npy``; one embedder's ``domain -> .npy`` is named
+    ``embeddings``."""
+    first = next(iter(embedding_files.values()), None)
+    if isinstance(first, dict):
+        return embedding_files
+    return {"embeddings": embedding_files}
 
 
 def duplicate_warnings(
@@ -113,7 +194,7 @@ def near_pairs(X: np.ndarray, radius: float) -> set[tuple[int, int]]:
 
 
 def compute_weights(
-    embedding_files: dict[str, str | Path],
+    embedding_files: dict,
     out_json: str | Path | None = None,
     stage: str = "pretrain",
     lam: float = DEFAULT_LAM,
@@ -123,67 +204,186 @@ def compute_weights(
     affinity_csv: str | Path | None = None,
     metadata: dict | None = None,
     temperature: str = DEFAULT_TEMPERATURE,
+    bootstrap: int = DEFAULT_DRAWS,
 ) -> dict:
-    """Chameleon weights for the domains of ``embedding_files`` (domain -> ``.npy`` path).
+    """Chameleon weights from the embeddings of ``embedding_files``: embedder (a proxy
+    replicate, ``seed-0``, ...) -> domain -> ``.npy`` path, or one embedder's domain -> path.
+
+    Several embedders' weights come from their mean scores (:mod:`chameleon_mix.ensemble`),
+    with each embedder's own mixture and their spread. ``bootstrap`` draws (0: none) of the
+    replicates and of each domain's sample embeddings (the ``.samples.npy`` beside each
+    ``.npy``) give each weight's 90% interval.
 
     Nothing is written unless the computation succeeds: a bad embedding leaves no weights.
     Every number written is finite. Past ``AFFINITY_MAX_DOMAINS`` domains the (k, k) affinity
     is not kept: ``weights.json`` has ``"affinity": null`` and a note, and so has
     ``affinity_csv``.
     """
-    names = list(embedding_files)
-    X = load_embeddings(embedding_files)
-    result = chameleon_weights(
-        X, stage, lam, tau, center, normalize, names=names, temperature=temperature
-    )
-    weights = dict(zip(names, result.weights.tolist()))
-    provenance = {}
-    for name, path in embedding_files.items():
-        info = Path(path).with_suffix(".json")
-        provenance[name] = {
-            "path": str(path),
-            "sha256": sha256_file(path),
-            **(json.loads(info.read_text()) if info.is_file() else {}),
-        }
+    replicates = by_embedder(embedding_files)
+    names = _common_domains(replicates)
+    Xs = [load_embeddings(files) for files in replicates.values()]
+    settings = {
+        "stage": stage, "lam": lam, "tau": tau, "center": center, "normalize": normalize,
+        "temperature": temperature,
+    }  # fmt: skip
+    each = replicate_scores(Xs, {**settings, "names": names})  # (R, k)
+    scores = each.mean(axis=0)
+    weights = dict(zip(names, scores_to_weights(scores, settings, names).tolist()))
+    provenance = {
+        embedder: {name: _provenance(path) for name, path in files.items()}
+        for embedder, files in replicates.items()
+    }
+    k = len(names)
+    affinity = mean_affinity(Xs, center) if k <= AFFINITY_MAX_DOMAINS else None
     report = {
         "stage": stage,
         "domains": names,
         "weights": weights,
-        "scores": dict(zip(names, result.scores.tolist())),
-        "affinity": None if result.affinity is None else result.affinity.tolist(),
+        "scores": dict(zip(names, scores.tolist())),
+        "affinity": None if affinity is None else affinity.tolist(),
         "params": {
             "lam": lam,
-            "lam_scaled": lam * len(names),
-            "tau": result.tau,
-            "temperature": result.temperature,
+            "lam_scaled": lam * k,
+            "tau": default_tau(stage, temperature) if tau is None else tau,
+            "temperature": temperature,
             "center": center,
             "normalize": normalize,
+            "embedders": list(replicates),
+            "combined": "mean of the embedders' leverage scores" if len(Xs) > 1 else None,
         },
         "embeddings": provenance,
-        "warnings": duplicate_warnings(X, names, provenance, weights),
+        **_by_replicate(list(replicates), each, settings, names),
+        **_uncertainty(replicates, Xs, settings, names, bootstrap),
+        "warnings": duplicate_warnings(Xs[0], names, provenance[next(iter(replicates))], weights),
         **(metadata or {}),
     }
+    report["warnings"] += uncertainty_warnings(report)
     if stage == "pretrain":
         # The logits of pretraining; chameleon_weights refused a (numerically) zero score, so
         # each is finite. Finetuning's formula has no 1/S, and a zero score may occur there.
-        report["inverse_scores"] = dict(zip(names, (1.0 / result.scores).tolist()))
-    if result.affinity is None:
-        report["affinity_note"] = affinity_note(len(names))
+        report["inverse_scores"] = dict(zip(names, (1.0 / scores).tolist()))
+    if affinity is None:
+        report["affinity_note"] = affinity_note(k)
     for message in report["warnings"]:
         warn(message)
     if affinity_csv is not None:
-        with atomic_path(affinity_csv) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            if result.affinity is None:
-                writer.writerow(["note"])
-                writer.writerow([report["affinity_note"]])
-            else:
-                writer.writerow(["domain", *names])
-                for name, row in zip(names, result.affinity):
-                    writer.writerow([name, *(f"{v:.8g}" for v in row)])
+        write_affinity(affinity_csv, affinity, names, report.get("affinity_note"))
     if out_json is not None:
         write_json(out_json, report)
     return report
+
+
+def _common_domains(replicates: dict[str, dict]) -> list[str]:
+    """The domains every embedder embedded, in one order; an error names one that differs."""
+    names = list(next(iter(replicates.values())))
+    for embedder, files in replicates.items():
+        if list(files) != names:
+            raise ValueError(
+                f"embedder {embedder!r} embedded the domains {list(files)}, not {names}"
+            )
+    return names
+
+
+def mean_affinity(Xs: list[np.ndarray], center: bool) -> np.ndarray:
+    """(k, k) mean of the embedders' affinities ``X X^T`` (each centred with ``center``)."""
+    kernels = [linear_affinity(X) for X in Xs]
+    return np.mean([center_kernel(K) if center else K for K in kernels], axis=0)
+
+
+def _by_replicate(embedders: list[str], scores: np.ndarray, settings: dict, names: list[str]):
+    """Each embedder's own mixture from its (R, k) ``scores``, and their standard deviation
+    per domain (None for one embedder)."""
+    mixtures = np.array([scores_to_weights(S, settings, names) for S in scores])
+    spread = mixtures.std(axis=0, ddof=1) if len(mixtures) > 1 else None
+    return {
+        "replicates": {e: dict(zip(names, m.tolist())) for e, m in zip(embedders, mixtures)},
+        "replicate_sd": None if spread is None else dict(zip(names, spread.tolist())),
+    }
+
+
+def write_affinity(path: str | Path, affinity, names: list[str], note: str | None) -> None:
+    """``affinity.csv``: the (k, k) affinity with domain names, or the note standing in."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        if affinity is None:
+            writer.writerow(["note"])
+            writer.writerow([note])
+        else:
+            writer.writerow(["domain", *names])
+            for name, row in zip(names, affinity):
+                writer.writerow([name, *(f"{v:.8g}" for v in row)])
+
+
+def _provenance(path: str | Path) -> dict:
+    info = Path(path).with_suffix(".json")
+    return {
+        "path": str(path),
+        "sha256": sha256_file(path),
+        **(json.loads(info.read_text()) if info.is_file() else {}),
+    }
+
+
+def _uncertainty(
+    replicates: dict[str, dict[str, str | Path]],
+    Xs: list[np.ndarray],
+    settings: dict,
+    names: list[str],
+    draws: int,
+) -> dict:
+    """``intervals`` (domain -> [5%, 95%] of the bootstrap's mixtures) and how they were
+    drawn; both None without draws."""
+    if draws == 0:
+        return {"intervals": None, "uncertainty": None}
+    samples = [
+        load_samples(sample_files(files), X, files) for files, X in zip(replicates.values(), Xs)
+    ]
+    bounds = intervals(bootstrap_weights(samples, settings, draws, names=names))
+    if len(Xs) > 1:
+        what = f"the {len(Xs)} proxy replicates, then each domain's embedding samples"
+    else:
+        what = "each domain's embedding samples (one embedder: not the proxy's seed)"
+    return {
+        "intervals": {name: [float(lo), float(hi)] for name, (lo, hi) in zip(names, bounds)},
+        "uncertainty": {
+            "level": DEFAULT_LEVEL,
+            "draws": draws,
+            "resampled": f"{what}, with replacement",
+        },
+    }
+
+
+def uncertainty_warnings(report: dict) -> list[str]:
+    """A message naming the weights that are mostly noise: an interval wider than
+    ``UNCERTAIN_WIDTH`` or replicates apart by more than ``UNCERTAIN_SD``."""
+    messages = []
+    wide = {
+        name: hi - lo
+        for name, (lo, hi) in (report["intervals"] or {}).items()
+        if hi - lo > UNCERTAIN_WIDTH
+    }
+    if wide:
+        listed = ", ".join(
+            f"{name} {report['weights'][name]:.3f} [{report['intervals'][name][0]:.3f}, "
+            f"{report['intervals'][name][1]:.3f}]"
+            for name in sorted(wide, key=wide.get, reverse=True)[:5]
+        )
+        messages.append(
+            f"{len(wide)} weight(s) with a {report['uncertainty']['level']:.0%} interval wider "
+            f"than {UNCERTAIN_WIDTH}: {listed}. The embeddings do not pin the mixture down; "
+            "embed more samples (embedding.samples), train the proxy longer, or train "
+            "replicates (the proxy's seeds)"
+        )
+    spread = {name: sd for name, sd in (report["replicate_sd"] or {}).items() if sd > UNCERTAIN_SD}
+    if spread:
+        listed = ", ".join(
+            f"{name} sd {sd:.3f}" for name, sd in sorted(spread.items(), key=lambda x: -x[1])[:5]
+        )
+        messages.append(
+            f"the proxy replicates disagree on {len(spread)} weight(s) (standard deviation "
+            f"above {UNCERTAIN_SD}): {listed}. Their mean is used; train the proxy longer "
+            "for a mixture that does not depend on its seed"
+        )
+    return messages
 
 
 def affinity_note(k: int) -> str:
@@ -206,13 +406,14 @@ def corpus_provenance(manifests: dict[str, str | Path]) -> dict:
 
 
 def weights_stage(
-    embedding_files: dict[str, str | Path],
+    embedding_files: dict,
     settings: dict,
     outputs: dict,
     metadata: dict,
     corpus_manifests: dict[str, str | Path] | None = None,
 ) -> dict:
-    """The weights rule: ``weights.json``, ``affinity.csv`` and the three plots;
+    """The weights rule: ``weights.json``, ``affinity.csv`` and the three plots from every
+    embedder's embeddings (embedder -> domain -> ``.npy``, as :func:`compute_weights`);
     ``weights.json`` records the corpus manifests of the collected domains, if any
     (:func:`corpus_provenance`)."""
     from . import plots
@@ -236,16 +437,16 @@ def weights_stage(
         )
         note_figure(note, outputs["affinity_plot"])
     # At most MAP_POINTS sample embeddings in all, read from memory maps: thousands of
-    # clustered domains' samples would not fit in memory, nor be readable on one map.
-    per_domain = max(1, MAP_POINTS // len(embedding_files))
+    # clustered domains' samples would not fit in memory, nor be readable on one map. One
+    # embedder's: replicates of other seeds do not share its basis.
+    first = next(iter(by_embedder(embedding_files).values()))
+    per_domain = max(1, MAP_POINTS // len(first))
     samples = {
-        name: np.asarray(
-            np.load(Path(path).with_suffix(".samples.npy"), mmap_mode="r")[:per_domain]
-        )
-        for name, path in embedding_files.items()
+        name: np.asarray(np.load(path, mmap_mode="r")[:per_domain])
+        for name, path in sample_files(first).items()
     }
     plots.plot_embedding_map(samples, outputs["map_plot"])
-    plots.plot_weights(report["weights"], outputs["weights_plot"])
+    plots.plot_weights(report["weights"], outputs["weights_plot"], intervals=report["intervals"])
     return report
 
 
@@ -262,12 +463,14 @@ def note_figure(text: str, path: str | Path) -> None:
 
 
 def stability_stage(
-    embedding_files: dict[int, dict[str, str | Path]], settings: dict, out_table, out_plot
+    embedding_files: dict[int, dict], settings: dict, out_table, out_plot
 ) -> list[dict]:
-    """Weights per proxy checkpoint (step -> domain -> ``.npy``) as CSV and a plot."""
+    """Weights per proxy checkpoint (step -> embedder -> domain -> ``.npy``, the replicates'
+    checkpoints of one step combined as the weights stage does) as CSV and a plot."""
     from . import plots
 
     steps = sorted(embedding_files)
+    settings = {**settings, "bootstrap": 0}
     weights = [compute_weights(embedding_files[s], **settings)["weights"] for s in steps]
     names = list(weights[0])
     with atomic_path(out_table) as tmp, open(tmp, "w", newline="") as f:

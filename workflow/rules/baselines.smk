@@ -2,12 +2,14 @@ DOREMI_REFERENCE = {
     "domains": lambda wc: domains(wc.dataset),
     "model": lambda wc: DATASETS[wc.dataset]["models"]["doremi"],
     "train": lambda wc: schedule(wc.dataset, "doremi_reference"),
+    "mixture": lambda wc: DATASETS[wc.dataset]["baselines"]["doremi"]["reference"],
 }
 
 
 rule doremi_reference:
-    """DoReMi's reference model, uniform over the dataset's domains with DoReMi's model and
-    schedule; only when the uniform proxy is not that model already."""
+    """DoReMi's reference model on the dataset's domains, uniform or by their token shares
+    (baselines.doremi.reference), with DoReMi's model and schedule; only when the uniform
+    proxy is not that model already."""
     input:
         tokens=lambda wc: token_files(wc.dataset, "stats.json"),
         bins=lambda wc: token_files(wc.dataset, "train.bin"),
@@ -32,7 +34,7 @@ rule doremi_reference:
         job=training_job(DOREMI_REFERENCE),
         launcher=job_launcher,
     shell:
-        "{params.launcher} -m chameleon_mix.launch train_proxy {params.job:q} {log:q} {threads}"
+        "{params.launcher} -m chameleon_mix.launch train_doremi_reference {params.job:q} {log:q} {threads}"
 
 
 REWEIGHTED_PROXY = {

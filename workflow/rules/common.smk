@@ -33,6 +33,7 @@ wildcard_constraints:
     proxy=SAFE,
     collector="|".join(sorted(COLLECTORS)),
     ckpt=r"final|step-\d+",
+    embedder=r"seed-\d+|pretrained",
     method="|".join(METHODS),
     seed=r"\d+",
 
@@ -87,11 +88,37 @@ def proxy_of(dataset):
     return DATASETS[dataset]["proxy"]
 
 
+def embedders(dataset):
+    """The models that embed a dataset's domains, as the embeddings' directories name them:
+    each replicate of its proxy (``seed-<s>``), or the pretrained model when finetuning.
+    """
+    if is_finetune(dataset):
+        return ["pretrained"]
+    return [f"seed-{seed}" for seed in PROXIES[proxy_of(dataset)]["seeds"]]
+
+
+def proxy_dir(proxy, seed=None):
+    """A replicate's directory; the first seed's by default (the proxy that DoReMi may reuse
+    and that embeds a clustered dataset's documents)."""
+    seed = PROXIES[proxy]["seeds"][0] if seed is None else seed
+    return f"results/proxies/{proxy}/seed-{seed}"
+
+
+def proxy_replicate_schedule(wildcards):
+    """A proxy replicate's schedule: the proxy's, with the replicate's seed."""
+    return {**PROXIES[wildcards.proxy]["train"], "seed": int(wildcards.seed)}
+
+
 def embedding_model(wildcards):
-    """The proxy of a pretraining dataset; the pretrained model itself when finetuning."""
+    """The pretrained model itself when finetuning; else the proxy replicate of the
+    ``embedder`` wildcard, or the first replicate where there is none."""
     if is_finetune(wildcards.dataset):
         return DATASETS[wildcards.dataset]["pretrained"]
-    return f"results/proxies/{proxy_of(wildcards.dataset)}/model"
+    proxy = proxy_of(wildcards.dataset)
+    replicate = getattr(wildcards, "embedder", None)
+    if replicate is None:
+        return f"{proxy_dir(proxy)}/model"
+    return f"results/proxies/{proxy}/{replicate}/model"
 
 
 def embedding_model_name(dataset):
@@ -248,12 +275,19 @@ def corpus_manifests(dataset):
 
 
 def embeddings(dataset, ckpt="final"):
+    """Every embedder's domain embeddings, embedder by embedder (the order of embedders())."""
     return expand(
-        "results/{dataset}/embeddings/{ckpt}/{domain}.npy",
+        "results/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.npy",
         dataset=dataset,
+        embedder=embedders(dataset),
         ckpt=ckpt,
         domain=domains(dataset),
     )
+
+
+def embedding_samples(dataset):
+    """The sample embeddings beside each of embeddings(dataset)."""
+    return [path.removesuffix(".npy") + ".samples.npy" for path in embeddings(dataset)]
 
 
 def weight_params(wildcards):
@@ -350,7 +384,7 @@ def seeds(dataset):
 def doremi_reference(dataset):
     """The reused uniform proxy, or a uniform model trained here on DoReMi's schedule."""
     if DATASETS[dataset]["doremi_reference_reused"]:
-        return f"results/proxies/{proxy_of(dataset)}"
+        return proxy_dir(proxy_of(dataset))
     return f"results/{dataset}/doremi/reference"
 
 
@@ -366,10 +400,13 @@ def method_input(dataset, method, name):
     """The file (or files) a registry input name stands for; None where the dataset has none."""
     if name == "weights":
         return f"results/{dataset}/weights.json"
-    if name == "uniform_proxy_log":
+    if name == "uniform_proxy_logs":
         if is_finetune(dataset):
             return None  # finetuning trains no proxy
-        return f"results/proxies/{proxy_of(dataset)}/train_log.json"
+        proxy = proxy_of(dataset)
+        return [
+            f"{proxy_dir(proxy, s)}/train_log.json" for s in PROXIES[proxy]["seeds"]
+        ]
     if name == "method_proxy_log":
         return f"results/{dataset}/{method}/proxy/train_log.json"
     if name == "reference_log":

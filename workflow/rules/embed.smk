@@ -1,19 +1,20 @@
 rule embed_domain:
-    """Mean hidden state of one domain's samples under the dataset's proxy (or a checkpoint),
-    or under the pretrained model for a finetune dataset."""
+    """Mean hidden state of one domain's samples under a replicate of the dataset's proxy
+    (or one of its checkpoints), or under the pretrained model for a finetune dataset.
+    """
     input:
         model=embedding_model,
         tokens="results/{dataset}/tokens/{domain}/stats.json",
         bins="results/{dataset}/tokens/{domain}/train.bin",
         offsets="results/{dataset}/tokens/{domain}/train.offsets.npy",
     output:
-        embedding="results/{dataset}/embeddings/{ckpt}/{domain}.npy",
-        samples="results/{dataset}/embeddings/{ckpt}/{domain}.samples.npy",
-        info="results/{dataset}/embeddings/{ckpt}/{domain}.json",
+        embedding="results/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.npy",
+        samples="results/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.samples.npy",
+        info="results/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.json",
     log:
-        "results/logs/{dataset}/embeddings/{ckpt}/{domain}.log",
+        "results/logs/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.log",
     benchmark:
-        "results/benchmarks/{dataset}/embeddings/{ckpt}/{domain}.tsv"
+        "results/benchmarks/{dataset}/embeddings/{embedder}/{ckpt}/{domain}.tsv"
     conda:
         "../../envs/chameleon.yaml"
     threads: 1

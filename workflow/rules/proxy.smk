@@ -23,23 +23,24 @@ rule train_tokenizer:
 TRAIN_PROXY = {
     "domains": lambda wc: proxy_domains(wc.proxy),
     "model": lambda wc: PROXIES[wc.proxy]["model"],
-    "train": lambda wc: PROXIES[wc.proxy]["train"],
+    "train": proxy_replicate_schedule,
 }
 
 
 rule train_proxy:
-    """The proxy LM, trained with uniform domain weights; resumes from its last checkpoint."""
+    """One replicate of the proxy LM (its seed apart, all alike), trained with uniform domain
+    weights; resumes from its last checkpoint."""
     input:
         tokens=lambda wc: proxy_token_files(wc.proxy, "stats.json"),
         bins=lambda wc: proxy_token_files(wc.proxy, "train.bin"),
         tokenizer=lambda wc: tokenizer_path(wc.proxy),
     output:
-        model=directory("results/proxies/{proxy}/model"),
-        log_json="results/proxies/{proxy}/train_log.json",
+        model=directory("results/proxies/{proxy}/seed-{seed}/model"),
+        log_json="results/proxies/{proxy}/seed-{seed}/train_log.json",
     log:
-        "results/logs/proxies/{proxy}/train.log",
+        "results/logs/proxies/{proxy}/seed-{seed}/train.log",
     benchmark:
-        "results/benchmarks/proxies/{proxy}/train.tsv"
+        "results/benchmarks/proxies/{proxy}/seed-{seed}/train.tsv"
     retries: 2
     conda:
         "../../envs/chameleon.yaml"

@@ -1,7 +1,9 @@
 rule weights:
-    """Chameleon domain weights from the domain embeddings (KRLS), with affinity and plots."""
+    """Chameleon domain weights from the domain embeddings (KRLS) of every proxy replicate,
+    with 90% intervals, affinity and plots."""
     input:
         embeddings=lambda wc: embeddings(wc.dataset),
+        samples=lambda wc: embedding_samples(wc.dataset),
         corpus_manifests=lambda wc: list(corpus_manifests(wc.dataset).values()),
     output:
         weights="results/{dataset}/weights.json",
@@ -16,6 +18,7 @@ rule weights:
     params:
         settings=weight_params,
         domains=lambda wc: domains(wc.dataset),
+        embedders=lambda wc: embedders(wc.dataset),
         collected_domains=lambda wc: list(corpus_manifests(wc.dataset)),
         model_name=lambda wc: embedding_model_name(wc.dataset),
         proxy=lambda wc: None if is_finetune(wc.dataset) else proxy_of(wc.dataset),
@@ -37,5 +40,6 @@ rule stability:
     params:
         settings=weight_params,
         domains=lambda wc: domains(wc.dataset),
+        embedders=lambda wc: embedders(wc.dataset),
     script:
         "../scripts/stability.py"

@@ -1,10 +1,10 @@
 from chameleon_mix.io import logged
-from chameleon_mix.weights import weights_stage
+from chameleon_mix.weights import embedding_table, weights_stage
 
 with logged(snakemake.log[0]):
     weights_stage(
-        embedding_files=dict(
-            zip(snakemake.params.domains, snakemake.input.embeddings, strict=True)
+        embedding_files=embedding_table(
+            snakemake.params.embedders, snakemake.params.domains, snakemake.input.embeddings
         ),
         corpus_manifests=dict(
             zip(snakemake.params.collected_domains, snakemake.input.corpus_manifests, strict=True)

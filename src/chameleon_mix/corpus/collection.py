@@ -6,16 +6,18 @@ import hashlib
 import json
 import os
 import re
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_path, write_json
+from ..io import atomic_path, warn, write_json
 from .collectors import COLLECTORS
+from .debian import debian_files, iter_debian_files
+from .declared import DeclaredFiles
 from .files import expand, is_utf8_name, read
 from .language import MAX_REJECTED_FRACTION, LanguageCheck
 from .model import Collector, Document
-from .provenance import DistributionFiles, distribution_files, iter_distribution_files, owner
+from .provenance import distribution_files, iter_distribution_files, owner
 
 __all__ = ["collect", "missing_reason"]
 
@@ -35,20 +37,33 @@ def missing_reason(name: str | Collector) -> str | None:
     for pattern in patterns:
         if any(collector.accept(path) for path in expand(pattern, collector.prune)):
             return None
-    if collector.distributions:
-        files = iter_distribution_files(
-            collector.distributions, collector.distribution_files, collector.prune
-        )
+    for files, described in _declared_files(collector):
         if any(map(collector.accept, files)):
             return None
-        patterns.append(
-            f"the files {', '.join(collector.distribution_files)} of the Python "
-            f"distributions {', '.join(collector.distributions)}"
-        )
+        patterns.append(described)
     return (
         f"collector {collector.name!r}: no source files found at {', '.join(patterns)}; "
         f"install them with: {collector.install_hint}"
     )
+
+
+def _declared_files(collector: Collector) -> Iterator[tuple[Iterator[Path], str]]:
+    """The files of each kind of package the collector declares, lazily, each with its
+    description for an error."""
+    if collector.distributions:
+        yield (
+            iter_distribution_files(
+                collector.distributions, collector.distribution_files, collector.prune
+            ),
+            f"the files {', '.join(collector.distribution_files)} of the Python "
+            f"distributions {', '.join(collector.distributions)}",
+        )
+    if collector.debian_packages:
+        yield (
+            iter_debian_files(collector.debian_packages, collector.debian_files, collector.prune),
+            f"the files {', '.join(collector.debian_files)} of the "
+            f"{len(collector.debian_packages)} declared Debian packages",
+        )
 
 
 def collect(
@@ -96,15 +111,10 @@ def collect(
     if reason is not None:
         raise FileNotFoundError(reason)
     installed = _distribution_files(collector)
-    if installed.missing:
-        print(
-            f"warning: collector {collector.name!r}: declared Python distributions not "
-            f"installed, their files are left out: {', '.join(installed.missing)} "
-            f"(install them with: {collector.install_hint})",
-            file=sys.stderr,
-            flush=True,
-        )
-    candidates = _candidates(collector, installed)
+    debian = _debian_files(collector)
+    _report_declared(collector, "Python distributions", installed)
+    _report_declared(collector, "Debian packages", debian)
+    candidates = _candidates(collector, installed, debian)
 
     written = total_bytes = 0
     seen: set[bytes] = set()  # identical texts (the same MIT licence 30 times) add nothing
@@ -132,7 +142,9 @@ def collect(
                 if written >= max_documents:
                     break
             if written > written_before:
-                package, version = installed.files.get(path) or owner(path)
+                package, version = (
+                    installed.files.get(path) or debian.files.get(path) or owner(path)
+                )
                 used[str(path)] = {
                     "package": package,
                     "version": version,
@@ -154,6 +166,10 @@ def collect(
         if collector.distributions:
             manifest["distributions"] = installed.versions
             manifest["missing_distributions"] = list(installed.missing)
+        if collector.debian_packages:
+            manifest["debian_packages"] = debian.versions
+            manifest["missing_debian_packages"] = list(debian.missing)
+            manifest["debian_packages_at_other_versions"] = debian.other_versions
         if check is not None:
             manifest["language_check"] = {
                 **check.summary(),
@@ -174,17 +190,44 @@ def _resolve(name: str | Collector) -> Collector:
         raise ValueError(f"unknown collector {name!r}; known collectors: {known}") from None
 
 
-def _distribution_files(collector: Collector) -> DistributionFiles:
+def _distribution_files(collector: Collector) -> DeclaredFiles:
     return distribution_files(
         collector.distributions, collector.distribution_files, collector.prune
     )
 
 
-def _candidates(collector: Collector, installed: DistributionFiles) -> list[Path]:
+def _debian_files(collector: Collector) -> DeclaredFiles:
+    return debian_files(collector.debian_packages, collector.debian_files, collector.prune)
+
+
+def _report_declared(collector: Collector, kind: str, declared: DeclaredFiles) -> None:
+    """A warning for each declared package missing or at another version than declared: the
+    corpus then differs from the one the demo's weights were measured on."""
+    if declared.missing:
+        warn(
+            f"collector {collector.name!r}: declared {kind} not installed, their files are "
+            f"left out: {', '.join(declared.missing)} (install them with: "
+            f"{collector.install_hint})"
+        )
+    if declared.other_versions:
+        found = ", ".join(
+            f"{name} {v['installed']} (declared {v['declared']})"
+            for name, v in declared.other_versions.items()
+        )
+        warn(
+            f"collector {collector.name!r}: declared {kind} at other versions, their files "
+            f"are read as installed: {found}"
+        )
+
+
+def _candidates(
+    collector: Collector, installed: DeclaredFiles, debian: DeclaredFiles
+) -> list[Path]:
     """All candidate files, ordered by a hash of their path."""
     found = {
         *(path for pattern in collector.globs() for path in expand(pattern, collector.prune)),
         *installed.files,
+        *debian.files,
     }
     return sorted(
         (path for path in found if is_utf8_name(path) and collector.accept(path)),

@@ -1,10 +1,11 @@
 """The collector table: every kind of demo text, where it lives, how it is read.
 
-Collectors that read Python packages name the distributions they read
-(:data:`DEMO_DISTRIBUTIONS`), never a whole site-packages: installing a linter beside the
-project must not change the demo's weights.  Collectors of Debian files (man pages,
-changelogs, ...) read what the machine's image installed; every source's package and version
-goes to the manifest.
+Collectors read the files of the packages they declare, never a whole directory: the Python
+distributions of :data:`DEMO_DISTRIBUTIONS` (pinned in constraints.txt) and the Debian
+packages of :data:`~.debian.DEMO_DEBIAN_PACKAGES` (with their versions), so installing a
+linter or SLURM beside the project does not change the demo's weights. Only Python's own
+standard library and headers (fixed by its version) and the demo-new collectors' npm and
+Rust files are found by globs. Every source's package and version goes to the manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .converters import (
     plain_text,
     pydoc_topics,
 )
+from .debian import DEMO_DEBIAN_PACKAGES
 from .model import Collector
 from .provenance import python_paths
 
@@ -61,6 +63,13 @@ DEMO_DISTRIBUTIONS = (
     "urllib3", "word2number", "wrapt", "xxhash", "yarl", "yte", "zstandard",
 )  # fmt: skip
 _INSTALL_DEMO_DISTRIBUTIONS = "pip install -c constraints.txt -e . (from the repository root)"
+_INSTALL_DEMO_DEBIAN_PACKAGES = (
+    "apt-get install --reinstall <the packages of chameleon_mix.corpus.DEMO_DEBIAN_PACKAGES>"
+)
+
+
+def _no_globs() -> tuple[str, ...]:
+    return ()
 
 
 def _stdlib() -> str:
@@ -76,37 +85,38 @@ def _rustup_docs() -> str:
     return f"{glob.escape(home)}/toolchains/*/share/doc/**/*.md"
 
 
-# Finetuning demo "demo-languages": language -> (English name, Debian package
-# of its man pages).  Each collector reads the language's own locale directory
+# Finetuning demo "demo-languages": language -> its English name.  Each collector reads the language's own locale directory
 # and its regional variants (<lang>_<REGION>: pt_BR and pt_PT for Portuguese,
 # de_CH for German): the same written language, which the language check does
 # not tell apart; the documents' "lang" field keeps the directory.  Variants
 # with a modifier (sr@latin, ca@valencia) are other scripts or dialects and
 # are left out.
 _NATURAL_LANGUAGES = {
-    "fr": ("French", "manpages-fr"),
-    "de": ("German", "manpages-de"),
-    "it": ("Italian", "manpages-it"),
-    "es": ("Spanish", "manpages-es"),
-    "pt": ("Portuguese", "manpages-pt-br"),
-    "nl": ("Dutch", "manpages-nl"),
-    "pl": ("Polish", "manpages-pl"),
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "es": "Spanish",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
 }
 
 
 def _language_collector(language: str) -> Collector:
-    english, manpages = _NATURAL_LANGUAGES[language]
+    english = _NATURAL_LANGUAGES[language]
     locales = [language, f"{language}_[A-Z][A-Z]"]
     return Collector(
         name=f"lang_{language}",
         description=f"{english} prose: translated gettext messages and man pages, "
         f"paragraphs checked to be {english} by chameleon_mix.langid",
-        install_hint=f"apt-get install {manpages} (translated messages come with most "
-        f"packages when /usr/share/locale is kept in dpkg's path filters)",
-        globs=lambda: [
+        install_hint=f"{_INSTALL_DEMO_DEBIAN_PACKAGES} with /usr/share/locale and "
+        "/usr/share/man kept in dpkg's path filters",
+        globs=_no_globs,
+        debian_packages=DEMO_DEBIAN_PACKAGES,
+        debian_files=(
             *(f"/usr/share/locale/{locale}/LC_MESSAGES/*.mo" for locale in locales),
             *(f"/usr/share/man/{locale}/man*/*.gz" for locale in locales),
-        ],
+        ),
         to_documents=localized_text,
         language=language,
     )
@@ -131,7 +141,9 @@ COLLECTORS: dict[str, Collector] = {
             name="c_headers",
             description="C/C++ headers from Python's include dir, torch and /usr/include",
             install_hint=f"apt-get install libc6-dev python3-dev; {_INSTALL_DEMO_DISTRIBUTIONS}",
-            globs=lambda: [f"{glob.escape(python_paths()['include'])}/**/*", "/usr/include/**/*"],
+            globs=lambda: [f"{glob.escape(python_paths()['include'])}/**/*"],
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/include/**/*",),
             distributions=("torch",),
             distribution_files=("torch/include/**/*",),
             accept=lambda path: path.suffix in _HEADER_SUFFIXES,
@@ -141,7 +153,7 @@ COLLECTORS: dict[str, Collector] = {
             name="docstrings",
             description="module, class and function docstrings of the demo's Python distributions",
             install_hint=_INSTALL_DEMO_DISTRIBUTIONS,
-            globs=lambda: [],
+            globs=_no_globs,
             distributions=DEMO_DISTRIBUTIONS,
             distribution_files=("**/*.py",),
             prune=_TEST_DIRS,
@@ -151,7 +163,7 @@ COLLECTORS: dict[str, Collector] = {
             name="package_readmes",
             description="long descriptions (README) from the demo's Python distributions' METADATA",
             install_hint=_INSTALL_DEMO_DISTRIBUTIONS,
-            globs=lambda: [],
+            globs=_no_globs,
             distributions=DEMO_DISTRIBUTIONS,
             distribution_files=("*.dist-info/METADATA",),
             to_documents=metadata_long_description,
@@ -167,7 +179,9 @@ COLLECTORS: dict[str, Collector] = {
             name="licenses",
             description="licence texts from common-licenses, Debian copyright files and the demo's Python distributions",
             install_hint="apt-get install base-files",
-            globs=lambda: ["/usr/share/common-licenses/*", "/usr/share/doc/*/copyright"],
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/share/common-licenses/*", "/usr/share/doc/*/copyright"),
             distributions=DEMO_DISTRIBUTIONS,
             distribution_files=(
                 "*.dist-info/LICEN[CS]E*",
@@ -180,32 +194,40 @@ COLLECTORS: dict[str, Collector] = {
             name="man_pages",
             description="English manual pages, roff markup stripped",
             install_hint="apt-get install man-db manpages (and keep /usr/share/man in dpkg's path filters)",
-            globs=lambda: ["/usr/share/man/man[1-8]/*.gz"],
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/share/man/man[1-8]/*.gz",),
             to_documents=man_page,
         ),
         Collector(
             name="changelogs",
             description="Debian package changelogs",
-            install_hint="apt-get install --reinstall <packages> with /usr/share/doc kept in dpkg's path filters",
-            globs=lambda: ["/usr/share/doc/*/changelog.Debian.gz"],
+            install_hint=f"{_INSTALL_DEMO_DEBIAN_PACKAGES} with /usr/share/doc kept in dpkg's path filters",
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/share/doc/*/changelog.Debian.gz",),
             to_documents=gzipped_text,
         ),
         Collector(
             name="perl_modules",
             description="Perl modules (.pm) with their POD",
             install_hint="apt-get install perl",
-            globs=lambda: [
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=(
                 "/usr/share/perl/**/*.pm",
                 "/usr/share/perl5/**/*.pm",
                 "/usr/lib/*-linux-gnu/perl*/**/*.pm",
-            ],
+            ),
             to_documents=plain_text,
         ),
         Collector(
             name="translations",
             description="translated UI strings from gettext .mo catalogues, one document per catalogue",
-            install_hint="apt-get install --reinstall <packages> with /usr/share/locale kept in dpkg's path filters",
-            globs=lambda: ["/usr/share/locale/*/LC_MESSAGES/*.mo"],
+            install_hint=f"{_INSTALL_DEMO_DEBIAN_PACKAGES} with /usr/share/locale kept in dpkg's path filters",
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/share/locale/*/LC_MESSAGES/*.mo",),
             to_documents=mo_catalogue,
         ),
         Collector(
@@ -220,7 +242,9 @@ COLLECTORS: dict[str, Collector] = {
             name="shell_scripts",
             description="sh/bash/dash scripts from /usr/bin, /usr/sbin and /etc",
             install_hint="apt-get install debianutils (any Debian system has shell scripts in /usr/bin and /etc)",
-            globs=lambda: ["/usr/bin/*", "/usr/sbin/*", "/etc/**/*"],
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/bin/*", "/usr/sbin/*", "/etc/**/*"),
             accept=is_shell_script,
             to_documents=plain_text,
         ),
@@ -236,7 +260,9 @@ COLLECTORS: dict[str, Collector] = {
             name="code_c",
             description="C headers from /usr/include; C++ headers and headers with C++ sections excluded",
             install_hint="apt-get install libc6-dev",
-            globs=lambda: ["/usr/include/**/*.h"],
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/include/**/*.h",),
             prune=frozenset({"c++"}),
             to_documents=c_header,
         ),
@@ -244,20 +270,23 @@ COLLECTORS: dict[str, Collector] = {
             name="code_cpp",
             description="C++ standard library headers (/usr/include/c++, extensionless files included)",
             install_hint="apt-get install libstdc++-12-dev (or any g++)",
-            globs=lambda: ["/usr/include/c++/**/*", "/usr/include/*/c++/**/*"],
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=("/usr/include/c++/**/*", "/usr/include/*/c++/**/*"),
             to_documents=plain_text,
         ),
         Collector(
             name="code_cmake",
             description="CMake modules (*.cmake) and CMakeLists.txt of CMake and installed libraries",
             install_hint="apt-get install cmake",
-            globs=lambda: [
+            globs=_no_globs,
+            debian_packages=DEMO_DEBIAN_PACKAGES,
+            debian_files=(
                 "/usr/share/cmake*/**/*",
                 "/usr/lib/cmake/**/*",
                 "/usr/lib/*/cmake/**/*",
                 "/usr/lib/*/lib/cmake/**/*",
-                "/usr/local/lib/cmake/**/*",
-            ],
+            ),
             accept=_is_cmake,
             to_documents=plain_text,
         ),

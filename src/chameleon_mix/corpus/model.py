@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ class Collector:
     name: str
     description: str  # one line
     install_hint: str  # what to install when the source is missing
-    # Glob patterns of files outside Python's site-packages, built lazily so that importing
+    # Glob patterns of files that neither Python distributions nor Debian packages declare
+    # (Python's own standard library, npm's global modules), built lazily so that importing
     # this package touches no file system; "/**/" walks all directories below without
     # following symlinks, anything else is a plain one-level glob.
     globs: Callable[[], Iterable[str]]
@@ -41,3 +42,9 @@ class Collector:
     # Nothing else in site-packages is read, so what else is installed changes nothing.
     distributions: tuple[str, ...] = ()
     distribution_files: tuple[str, ...] = ()
+    # Installed Debian packages (name -> the version declared) whose files, as dpkg lists
+    # them, are read where their absolute path matches one of ``debian_files`` (patterns as
+    # for globs). Nothing else under those directories is read, so installing another package
+    # changes nothing.
+    debian_packages: Mapping[str, str] = field(default_factory=dict)
+    debian_files: tuple[str, ...] = ()

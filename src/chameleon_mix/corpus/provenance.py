@@ -1,47 +1,35 @@
 """Where a collector's source files come from: the Python distributions it declares, and the
-owning package and version of any other file (Python itself, else a Debian package)."""
+owning package and version of any other file (Python itself, else a Debian package); the
+Debian packages it declares are :mod:`.debian`'s."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import glob
 import importlib.metadata
 import os
 import platform
-import re
 import sysconfig
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from .debian import dpkg_owners, dpkg_versions
+from .declared import DeclaredFiles, matches
 
 __all__ = [
     "UNKNOWN",
-    "DistributionFiles",
     "distribution_files",
     "iter_distribution_files",
     "owner",
     "python_paths",
 ]
 
-DPKG_INFO_DIR = "/var/lib/dpkg/info"
-DPKG_STATUS = "/var/lib/dpkg/status"
 UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class DistributionFiles:
-    """Files of some declared Python distributions, as found on ``sys.path``."""
-
-    files: dict[Path, tuple[str, str]]  # file -> (distribution, version)
-    versions: dict[str, str]  # each declared distribution found -> its version
-    missing: tuple[str, ...]  # declared distributions not installed
 
 
 def distribution_files(
     names: Iterable[str], patterns: Iterable[str], prune: frozenset[str]
-) -> DistributionFiles:
+) -> DeclaredFiles:
     """The files that the installed distributions ``names`` list in their RECORD and whose
     path relative to site-packages matches one of ``patterns`` (globs, "**/" for any
     directories), with no directory of ``prune`` on the way."""
@@ -57,7 +45,7 @@ def distribution_files(
         versions[name] = version = dist.version  # parses METADATA: once per distribution
         for path in _record_files(dist, patterns, prune):
             files.setdefault(path, (name, version))
-    return DistributionFiles(files, versions, tuple(missing))
+    return DeclaredFiles(files, versions, tuple(missing))
 
 
 def iter_distribution_files(
@@ -92,31 +80,10 @@ def _record_files(
         # Scripts and data files (../../bin/x) live outside site-packages.
         if not relative or parts[0] == ".." or prune.intersection(parts[:-1]):
             continue
-        if any(_matches(relative, pattern) for pattern in patterns):
+        if any(matches(relative, pattern) for pattern in patterns):
             path = os.path.join(base, relative)
             if os.path.isfile(path) and not os.path.islink(path):
                 yield Path(path)
-
-
-@functools.cache
-def _pattern(pattern: str) -> re.Pattern[str]:
-    """A pattern with the meaning of Collector.globs: "**/" is any number of directories;
-    "*", "?" and "[...]" match within one path component."""
-    pieces = re.split(r"(\*\*/|\*|\?|\[!?[^]]+\])", pattern)
-    regex = "".join(
-        "(?:.*/)?" if piece == "**/"
-        else "[^/]*" if piece == "*"
-        else "[^/]" if piece == "?"
-        else "[^" + piece[2:] if piece.startswith("[!")
-        else piece if piece.startswith("[")
-        else re.escape(piece)
-        for piece in pieces
-    )  # fmt: skip
-    return re.compile(regex)
-
-
-def _matches(relative: str, pattern: str) -> bool:
-    return _pattern(pattern).fullmatch(relative) is not None
 
 
 @functools.cache
@@ -139,7 +106,7 @@ def owner(path: Path) -> tuple[str, str]:
 
 
 def _dpkg_owner(path: str) -> tuple[str, str]:
-    owners = _dpkg_files()
+    owners = dpkg_owners()
     # Debian 12 is usr-merged: dpkg may list /bin/x for the file /usr/bin/x,
     # and a symlinked directory hides the path dpkg knows.
     aliases = [path, os.path.realpath(path)]
@@ -147,34 +114,5 @@ def _dpkg_owner(path: str) -> tuple[str, str]:
     for alias in aliases:
         package = owners.get(alias)
         if package:
-            return package, _dpkg_versions().get(package, UNKNOWN)
+            return package, dpkg_versions().get(package, UNKNOWN)
     return UNKNOWN, UNKNOWN
-
-
-@functools.cache
-def _dpkg_files() -> dict[str, str]:
-    """Every path listed by an installed Debian package -> that package."""
-    owners: dict[str, str] = {}
-    for listing in sorted(glob.glob(os.path.join(DPKG_INFO_DIR, "*.list"))):
-        package = os.path.basename(listing)[: -len(".list")].split(":")[0]
-        with (
-            contextlib.suppress(OSError),
-            open(listing, encoding="utf-8", errors="replace") as handle,
-        ):
-            for line in handle:
-                owners.setdefault(line.rstrip("\n"), package)
-    return owners
-
-
-@functools.cache
-def _dpkg_versions() -> dict[str, str]:
-    versions: dict[str, str] = {}
-    try:
-        status = Path(DPKG_STATUS).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return versions
-    for stanza in status.split("\n\n"):
-        fields = dict(re.findall(r"^(Package|Version|Status): *(.*)$", stanza, re.MULTILINE))
-        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
-            versions.setdefault(fields["Package"], fields.get("Version", UNKNOWN))
-    return versions
