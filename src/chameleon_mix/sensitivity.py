@@ -37,7 +37,7 @@ import numpy as np
 from .ensemble import ensemble_weights
 from .io import atomic_path
 from .krls import default_tau
-from .weights import by_embedder, load_embeddings, load_samples, sample_files
+from .weights import by_embedder, common_domains, load_embeddings, load_samples, sample_files
 
 AXES = {
     "tau": "temperature τ",
@@ -330,7 +330,7 @@ def sensitivity_stage(
     samples beside them) and, for a pretraining dataset, each kept checkpoint's embeddings
     (step -> embedder -> domain -> ``.npy``). Nothing is written unless every row computes."""
     replicates = by_embedder(embedding_files)
-    names = list(next(iter(replicates.values())))
+    names = common_domains(replicates)
     Xs = [load_embeddings(files) for files in replicates.values()]
     samples = [
         load_samples(sample_files(files), X, files) for files, X in zip(replicates.values(), Xs)

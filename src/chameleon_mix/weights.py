@@ -220,7 +220,7 @@ def compute_weights(
     ``affinity_csv``.
     """
     replicates = by_embedder(embedding_files)
-    names = _common_domains(replicates)
+    names = common_domains(replicates)
     Xs = [load_embeddings(files) for files in replicates.values()]
     settings = {
         "stage": stage, "lam": lam, "tau": tau, "center": center, "normalize": normalize,
@@ -273,7 +273,7 @@ def compute_weights(
     return report
 
 
-def _common_domains(replicates: dict[str, dict]) -> list[str]:
+def common_domains(replicates: dict[str, dict]) -> list[str]:
     """The domains every embedder embedded, in one order; an error names one that differs."""
     names = list(next(iter(replicates.values())))
     for embedder, files in replicates.items():

@@ -111,14 +111,14 @@ def proxy_replicate_schedule(wildcards):
 
 def embedding_model(wildcards):
     """The pretrained model itself when finetuning; else the proxy replicate of the
-    ``embedder`` wildcard, or the first replicate where there is none."""
+    ``embedder`` wildcard (embed_domain), or the first replicate where there is none
+    (embed_documents: a clustered dataset's documents are embedded and clustered once).
+    """
     if is_finetune(wildcards.dataset):
         return DATASETS[wildcards.dataset]["pretrained"]
-    proxy = proxy_of(wildcards.dataset)
-    replicate = getattr(wildcards, "embedder", None)
-    if replicate is None:
-        return f"{proxy_dir(proxy)}/model"
-    return f"results/proxies/{proxy}/{replicate}/model"
+    embedder = getattr(wildcards, "embedder", None)
+    seed = embedder and int(embedder.removeprefix("seed-"))
+    return f"{proxy_dir(proxy_of(wildcards.dataset), seed)}/model"
 
 
 def embedding_model_name(dataset):
