@@ -51,5 +51,5 @@ rule finetune_demo:
         [
             f"results/{dataset}/report/comparison.md"
             for dataset in ("demo-languages", "demo-code")
-            if dataset in DATASETS
+            if dataset in PLAN.datasets
         ],

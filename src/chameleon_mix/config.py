@@ -10,7 +10,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .mixtures import check_weights
 from .model import model_spec
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -225,14 +224,6 @@ def _check_references(config: dict) -> None:
         _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
             raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
-        human = dataset.get("human_weights")
-        if "human" in dataset["methods"] and not human:
-            raise ConfigError(f"{where}.methods: `human` needs `human_weights:` for the dataset")
-        if human is not None:
-            try:
-                check_weights(human, names, f"{where}.human_weights")
-            except ValueError as err:
-                raise ConfigError(str(err)) from None
         _check_baselines(where, dataset, names)
         if dataset["stage"] == "finetune":
             continue  # the pretrained model's depth is checked when it embeds
@@ -257,6 +248,14 @@ def _check_references(config: dict) -> None:
                 f"{where}.dataset: {proxy['dataset']!r} is clustered by the embeddings of its "
                 "proxy, so no proxy can train on its clusters; train it on the dataset the "
                 "clusters pool"
+            )
+        own = datasets[proxy["dataset"]].get("proxy")
+        if own != name:
+            raise ConfigError(
+                f"{where}.dataset: {proxy['dataset']!r} is tokenized with the tokenizer of its "
+                f"own proxy {own!r}, so {name!r} cannot train on its token files; set "
+                f"datasets.{proxy['dataset']}.proxy to {name!r} or train {name!r} on a dataset "
+                "that names it"
             )
         known = {d["name"] for d in datasets[proxy["dataset"]]["domains"]}
         unknown = [d for d in proxy["domains"] if d not in known]
@@ -366,18 +365,14 @@ def _check_methods(where: str, dataset: dict) -> None:
             f"{where}.methods: unknown method(s) {unknown}; known: {', '.join(METHODS)}"
         )
     stage = dataset["stage"]
-    wrong = [m for m in dataset["methods"] if stage not in METHODS[m].stages]
-    if wrong:
-        why = {
-            "pretrain": "chameleon_pt is the finetuning control; a pretraining dataset's "
-            "`chameleon` already uses the inverse scores",
-            "finetune": "the baseline mixers train proxies from scratch and weight "
-            "pretraining data",
-        }[stage]
-        raise ConfigError(
-            f"{where}.methods: {', '.join(wrong)} cannot weight a {stage} dataset ({why}); "
-            "remove them from its methods"
-        )
+    for name in dataset["methods"]:
+        entry = METHODS[name]
+        if stage not in entry.stages:
+            why = f" ({entry.why_stages})" if entry.why_stages else ""
+            raise ConfigError(
+                f"{where}.methods: {name} cannot weight a {stage} dataset{why}; remove it "
+                "from its methods"
+            )
 
 
 def _check_baselines(where: str, dataset: dict, names: list[str]) -> None:

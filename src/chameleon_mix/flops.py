@@ -73,78 +73,87 @@ def schedule_tokens(train: dict) -> int:
     return train["steps"] * train["batch_size"] * train["seq_len"]
 
 
+def _specs(dataset: dict) -> dict[str, dict]:
+    """A resolved pretraining dataset's models with its vocabulary, by role."""
+    vocab = dataset["vocab_size"]
+    return {name: {**model, "vocab_size": vocab} for name, model in dataset["models"].items()}
+
+
+def _trained(dataset: dict, model: str, train: dict) -> float:
+    return training_flops(_specs(dataset)[model], schedule_tokens(train), train["seq_len"])
+
+
+def chameleon_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """Each proxy replicate's training (not when the proxy is reused from another dataset)
+    and its embedding: ``samples`` windows of up to ``seq_len`` tokens per domain through
+    blocks ``1..layer`` (an upper bound: windows at the end of a short document are
+    shorter)."""
+    from .embed import middle_layer
+
+    spec = _specs(dataset)["proxy"]
+    embedding = dataset["embedding"]
+    window = min(embedding["seq_len"], proxy["train"]["seq_len"])  # the proxy's context
+    layer = embedding["layer"] or middle_layer(spec["n_layer"])
+    windows = len(dataset["domains"]) * embedding["samples"]
+    replicate = embedding_flops(spec, layer, windows * window, window)
+    if not dataset["proxy_reused"]:
+        replicate += _trained(dataset, "proxy", proxy["train"])
+    return replicate * len(proxy["seeds"])
+
+
+def doremi_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """The reference's training (counted even when it is the uniform proxy, which DoReMi
+    needs), the proxy's training, the reference's forward pass over every proxy token, and
+    the proxy's forward repeated under gradient accumulation (one rank)."""
+    schedules = dataset["schedules"]
+    train = schedules["doremi"]
+    tokens = schedule_tokens(train)
+    micro = train["micro_batch_size"]
+    recomputed = tokens if micro and micro < train["batch_size"] else 0
+    return (
+        _trained(dataset, "doremi", schedules["doremi_reference"])
+        + _trained(dataset, "doremi", train)
+        + forward_flops(_specs(dataset)["doremi"], tokens + recomputed, train["seq_len"])
+    )
+
+
+def doge_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """The proxy's training (the held-out ``mix`` rows too: they are forwarded and
+    backpropagated) plus, each step, the inner products of the per-domain gradients and
+    their weighted sum, as :class:`~chameleon_mix.doge.DoGE` counts them."""
+    train, k = dataset["schedules"]["doge"], len(dataset["domains"])
+    # Per step: <g_i, g_mix> and |g_i| (target mix) or the k x k Gram matrix (others), then
+    # the weighted sum of the k gradients, each over every parameter.
+    products = 2 * k if dataset["baselines"]["doge"]["target"] == "mix" else k * k
+    parameters = model_parameters(_specs(dataset)["doge"], train["seq_len"])
+    return _trained(dataset, "doge", train) + train["steps"] * 2.0 * parameters * (products + k)
+
+
+def regmix_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """Every run's training plus its validation forwards over ``validation_tokens`` (all
+    domains' val splits, known once tokenized; 0 leaves them out: about 1% of a run at the
+    paper's scale)."""
+    train = dataset["schedules"]["regmix"]
+    validation = forward_flops(_specs(dataset)["regmix"], validation_tokens, train["seq_len"])
+    return dataset["baselines"]["regmix"]["runs"] * (
+        _trained(dataset, "regmix", train) + validation
+    )
+
+
 def planned_compute(dataset: dict, proxy: dict, validation_tokens: int = 0) -> dict[str, float]:
     """The FLOPs each of a resolved pretraining dataset's ``methods`` spends to obtain its
-    mixture, from the settings alone (``proxy``: the resolved proxy the dataset names):
-
-    - chameleon: each proxy replicate's training (not when the proxy is reused from another
-      dataset) and its embedding: ``samples`` windows of up to ``seq_len`` tokens per domain
-      through blocks ``1..layer`` (an upper bound: windows at the end of a short document
-      are shorter);
-    - doremi: the reference's training (counted even when it is the uniform proxy, which
-      DoReMi needs), the proxy's training, the reference's forward pass over every proxy
-      token, and the proxy's forward repeated under gradient accumulation (one rank);
-    - doge: the proxy's training (the held-out ``mix`` rows too: they are forwarded and
-      backpropagated) plus, each step, the inner products of the per-domain gradients and
-      their weighted sum, as :class:`~chameleon_mix.doge.DoGE` counts them;
-    - regmix: every run's training plus its validation forwards over ``validation_tokens``
-      (all domains' val splits, known once tokenized; 0 leaves them out: about 1% of a run at
-      the paper's scale);
-    - uniform, human: nothing.
-    """
-    from .embed import middle_layer
+    mixture, from the settings alone (``proxy``: the resolved proxy the dataset names), by
+    each method's ``planned_flops`` (:mod:`chameleon_mix.methods`): :func:`chameleon_flops`,
+    :func:`doremi_flops`, :func:`doge_flops`, :func:`regmix_flops`; nothing for uniform and
+    human."""
+    from .methods import METHODS
 
     if dataset["stage"] != "pretrain":
         raise ValueError(
             "planned compute is for pretraining datasets; a finetuning dataset's mixture "
             "costs the pretrained model's embedding forwards, recorded in its mixture file"
         )
-    vocab = dataset["vocab_size"]
-    spec = {name: {**model, "vocab_size": vocab} for name, model in dataset["models"].items()}
-    schedules, k = dataset["schedules"], len(dataset["domains"])
-
-    def trained(model: str, train: dict) -> float:
-        return training_flops(spec[model], schedule_tokens(train), train["seq_len"])
-
-    embedding = dataset["embedding"]
-    window = min(embedding["seq_len"], proxy["train"]["seq_len"])  # the proxy's context
-    layer = embedding["layer"] or middle_layer(spec["proxy"]["n_layer"])
-    chameleon = embedding_flops(spec["proxy"], layer, k * embedding["samples"] * window, window)
-    if not dataset["proxy_reused"]:
-        chameleon += trained("proxy", proxy["train"])
-    chameleon *= len(proxy["seeds"])
-
-    doremi_train = schedules["doremi"]
-    doremi_tokens, seq = schedule_tokens(doremi_train), doremi_train["seq_len"]
-    micro = doremi_train["micro_batch_size"]
-    recomputed = doremi_tokens if micro and micro < doremi_train["batch_size"] else 0
-    doremi = (
-        trained("doremi", schedules["doremi_reference"])
-        + trained("doremi", doremi_train)
-        + forward_flops(spec["doremi"], doremi_tokens + recomputed, seq)  # same architecture
-    )
-
-    doge_train = schedules["doge"]
-    # Per step: <g_i, g_mix> and |g_i| (target mix) or the k x k Gram matrix (others), then
-    # the weighted sum of the k gradients, each over every parameter.
-    products = 2 * k if dataset["baselines"]["doge"]["target"] == "mix" else k * k
-    parameters = model_parameters(spec["doge"], doge_train["seq_len"])
-    doge = trained("doge", doge_train) + doge_train["steps"] * 2.0 * parameters * (products + k)
-
-    regmix_train = schedules["regmix"]
-    regmix = dataset["baselines"]["regmix"]["runs"] * (
-        trained("regmix", regmix_train)
-        + forward_flops(spec["regmix"], validation_tokens, regmix_train["seq_len"])
-    )
-    planned = {
-        "uniform": 0.0,
-        "human": 0.0,
-        "chameleon": chameleon,
-        "doremi": doremi,
-        "doge": doge,
-        "regmix": regmix,
+    return {
+        method: METHODS[method].planned_flops(dataset, proxy, validation_tokens)
+        for method in dataset["methods"]
     }
-    unknown = [m for m in dataset["methods"] if m not in planned]
-    if unknown:
-        raise ValueError(f"planned compute knows no method {unknown}; add its count here")
-    return {method: planned[method] for method in dataset["methods"]}

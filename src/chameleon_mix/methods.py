@@ -1,45 +1,80 @@
-"""The mixing methods: one registry entry each, read by the config check, the workflow's one
-mixture rule and its training rules, and the report.
+"""The mixing methods: one registry entry each, read by the config check, the planner
+(:mod:`chameleon_mix.plan`: the mixture rule's files and settings, the training rules), the
+FLOPs plan, the report and its plots.
 
-An entry says which stages may use the method, which files its mixture is computed from
-(names that ``workflow/rules/common.smk`` maps to paths), what it trains to get there, where
-its weights over proxy training are (the report's stability figure), how its compute is
-counted, and the function that writes its mixture file. A new method is a module with that
-function plus one entry here; one that trains a reweighted proxy
-(:class:`~chameleon_mix.train.Reweighter`) also names the job module that trains it.
+An entry carries everything the workflow needs to know of a method: the stages it serves,
+the files its mixture is computed from and the settings it depends on, the checks of the
+dataset it needs (run only when its mixture is planned), what it trains, where its weights
+over proxy training are, how its compute is counted, and the function that writes its
+mixture file. A method is one entry; nothing else branches on its name.
+
+Methods outside this package register through the ``chameleon_mix.methods`` entry-point
+group (an entry point named like the method, pointing at its :class:`Method`), or with
+:func:`register` in the process that plans and runs them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from . import flops
+
+if TYPE_CHECKING:
+    from .plan import Dataset
 
 STAGES = ("pretrain", "finetune")
+ENTRY_POINTS = "chameleon_mix.methods"
+
+
+def _none(*args: Any) -> dict:
+    return {}
+
+
+def _passes(dataset: Dataset) -> None:
+    return None
+
+
+def _free(dataset: dict, proxy: dict | None, validation_tokens: int) -> float:
+    return 0.0
 
 
 @dataclass(frozen=True)
 class Method:
-    """``make(out, domains, inputs, settings)`` writes the mixture file ``out``: ``inputs``
-    maps the entry's ``inputs`` names to files (``weights``: the dataset's weights.json,
-    ``uniform_proxy_logs``: its uniform proxy's training logs, one per replicate, when
-    pretraining,
-    ``method_proxy_log``: the log of the method's own proxy, ``reference_log``: DoReMi's
-    reference's, ``runs``: RegMix's run files), ``settings`` is the entry's ``settings`` of the
-    resolved dataset."""
+    """One mixing method.
+
+    ``make(out, domains, inputs, settings)`` writes the mixture file ``out`` and returns it:
+    ``inputs`` maps the names of ``inputs(dataset_plan, method)`` to their files,
+    ``settings`` is ``settings(resolved_dataset)``. Every callable taking a dataset plan
+    gets a :class:`chameleon_mix.plan.Dataset`, which knows the dataset's files.
+    """
 
     make: Callable[[str, list[str], dict, dict], dict]
+    title: str  # the method's name in figures
     stages: tuple[str, ...] = STAGES
-    inputs: tuple[str, ...] = ()
-    # "proxy": a proxy trained with a reweighter by job module `job`
-    # (results/<dataset>/<method>/proxy); "runs": RegMix's small runs; None: nothing
-    trains: str | None = None
-    job: str | None = None
-    proxy_inputs: tuple[str, ...] = ()  # extra inputs of the method's proxy job
-    trajectory: str | None = None  # the input holding the weights over proxy training
-    compute: str = ""  # what the report's compute column counts, in words
+    # the mixture's files, name -> path or paths (empty ones are left out)
+    inputs: Callable[[Dataset, str], dict] = _none
     # what the mixture depends on beyond its files, from the resolved dataset: only the
     # method's own settings, so a change elsewhere rewrites no other mixture
-    settings: Callable[[dict], dict] = lambda dataset: {}
+    settings: Callable[[dict], dict] = _none
+    # raises PlanError when the dataset cannot have this mixture (naming what to fix); run
+    # when the mixture is planned, so a target that needs no mixture never fails on it
+    check: Callable[[Dataset], None] = _passes
+    # "proxy": a proxy trained with a reweighter by job module `job`
+    # (results/<dataset>/<method>/proxy) from `proxy_inputs` and the tokens; "runs":
+    # RegMix's small runs; None: nothing
+    trains: str | None = None
+    job: str | None = None
+    proxy_inputs: Callable[[Dataset, str], dict] = _none
+    # the file holding its weights over proxy training (the report's stability figure)
+    trajectory: Callable[[Dataset, str], str | None] = lambda dataset, method: None
+    # FLOPs to obtain the mixture, planned from the resolved dataset and proxy alone
+    # (chameleon_mix.flops.planned_compute), and what the report's count includes, in words
+    planned_flops: Callable[[dict, dict | None, int], float] = _free
+    compute: str = ""
+    why_stages: str = ""  # why it serves only its stages, for the config's error
 
 
 def _uniform(out, domains, inputs, settings):
@@ -54,6 +89,21 @@ def _human(out, domains, inputs, settings):
     return human_mixture(out, domains, settings["human_weights"])
 
 
+def _check_human(dataset: Dataset) -> None:
+    """The hand-given weights name exactly the dataset's domains and sum to 1."""
+    from .mixtures import check_weights
+    from .plan import PlanError
+
+    where = f"datasets.{dataset.name}.human_weights"
+    weights = dataset.settings.get("human_weights")
+    if not weights:
+        raise PlanError(f"{where}: method `human` needs hand-given weights for the dataset")
+    try:
+        check_weights(weights, dataset.domains, where)
+    except ValueError as err:
+        raise PlanError(f"{err}; method `human` cannot weight the dataset until they do") from None
+
+
 def _chameleon(out, domains, inputs, settings):
     from .mixtures import chameleon_mixture
 
@@ -66,13 +116,7 @@ def _chameleon_pt(out, domains, inputs, settings):
     from .mixtures import chameleon_mixture
 
     return chameleon_mixture(
-        out,
-        domains,
-        inputs["weights"],
-        None,
-        False,
-        method="chameleon_pt",
-        stage="pretrain",
+        out, domains, inputs["weights"], None, False, method="chameleon_pt", stage="pretrain"
     )
 
 
@@ -100,53 +144,116 @@ def _regmix(out, domains, inputs, settings):
     return regmix_mixture(out, domains, list(inputs["runs"]), **settings["fit"])
 
 
-def regmix_fit_settings(regmix: dict) -> dict:
-    """What RegMix's fit depends on; the runs' own settings stay out (they are the runs')."""
-    return {key: regmix[key] for key in ("target", "candidates", "top_k", "seed", "max_usage")}
+def _regmix_settings(dataset: dict) -> dict:
+    from .regmix import fit_settings
+
+    return {"fit": fit_settings(dataset["baselines"]["regmix"])}
 
 
-METHODS: dict[str, Method] = {
-    "uniform": Method(_uniform),
-    "human": Method(_human, settings=lambda d: {"human_weights": d.get("human_weights")}),
+def own_proxy_log(dataset: Dataset, method: str) -> str:
+    """The training log of a method's own reweighted proxy (rule train_reweighted_proxy)."""
+    return dataset.file(f"{method}/proxy/train_log.json")
+
+
+BUILTIN: dict[str, Method] = {
+    "uniform": Method(_uniform, "Uniform"),
+    "human": Method(
+        _human,
+        "Human",
+        settings=lambda d: {"human_weights": d.get("human_weights")},
+        check=_check_human,
+    ),
     "chameleon": Method(
         _chameleon,
-        inputs=("weights", "uniform_proxy_logs"),
-        trajectory="stability",
+        "Chameleon",
+        inputs=lambda ds, m: {"weights": ds.weights_file, "uniform_proxy_logs": ds.proxy_logs()},
+        settings=lambda d: {"proxy_reused": d.get("proxy_reused", False)},
+        trajectory=lambda ds, m: ds.stability_file,
+        planned_flops=flops.chameleon_flops,
         compute="proxy training (every replicate) plus embedding (embedding only when the "
         "proxy is reused)",
-        settings=lambda d: {"proxy_reused": d.get("proxy_reused", False)},
     ),
     # The paper's finetuning control (Appendix B.8): pretraining's formula on the same scores.
-    "chameleon_pt": Method(_chameleon_pt, stages=("finetune",), inputs=("weights",)),
+    "chameleon_pt": Method(
+        _chameleon_pt,
+        "Chameleon (pretraining formula)",
+        stages=("finetune",),
+        inputs=lambda ds, m: {"weights": ds.weights_file},
+        why_stages="chameleon_pt is the finetuning control; a pretraining dataset's "
+        "`chameleon` already uses the inverse scores",
+    ),
     "doremi": Method(
         _doremi,
+        "DoReMi",
         stages=("pretrain",),
-        inputs=("method_proxy_log", "reference_log"),
+        inputs=lambda ds, m: {
+            "method_proxy_log": own_proxy_log(ds, m),
+            "reference_log": f"{ds.doremi_reference}/train_log.json",
+        },
+        settings=lambda d: {"reference_reused": d["doremi_reference_reused"]},
         trains="proxy",
         job="train_doremi",
-        proxy_inputs=("reference",),
-        trajectory="method_proxy_log",
+        proxy_inputs=lambda ds, m: {"reference": f"{ds.doremi_reference}/model"},
+        trajectory=own_proxy_log,
+        planned_flops=flops.doremi_flops,
         compute="reference training, proxy training and the reference's forward passes",
-        settings=lambda d: {"reference_reused": d["doremi_reference_reused"]},
+        why_stages="the baseline mixers train proxies from scratch and weight pretraining data",
     ),
     "doge": Method(
         _doge,
+        "DoGE",
         stages=("pretrain",),
-        inputs=("method_proxy_log",),
+        inputs=lambda ds, m: {"method_proxy_log": own_proxy_log(ds, m)},
         trains="proxy",
         job="train_doge",
-        trajectory="method_proxy_log",
+        trajectory=own_proxy_log,
+        planned_flops=flops.doge_flops,
         compute="proxy training by per-domain gradients, plus their inner products",
+        why_stages="the baseline mixers train proxies from scratch and weight pretraining data",
     ),
     "regmix": Method(
         _regmix,
+        "RegMix",
         stages=("pretrain",),
-        inputs=("runs",),
+        inputs=lambda ds, m: {"runs": ds.regmix_runs()},
+        settings=_regmix_settings,
         trains="runs",
+        planned_flops=flops.regmix_flops,
         compute="training and validating every small run",
-        settings=lambda d: {"fit": regmix_fit_settings(d["baselines"]["regmix"])},
+        why_stages="the baseline mixers train proxies from scratch and weight pretraining data",
     ),
 }
+
+METHODS: dict[str, Method] = dict(BUILTIN)
+
+
+def register(name: str, entry: Method) -> None:
+    """Add a method to this process's registry (a name already taken is an error)."""
+    if name in METHODS:
+        raise ValueError(f"mixing method {name!r} is already registered")
+    if not name.isidentifier():
+        raise ValueError(f"mixing method name {name!r}: use letters, digits and underscores")
+    METHODS[name] = entry
+
+
+def _register_entry_points() -> None:
+    """Methods that installed packages declare in the ``chameleon_mix.methods`` group."""
+    for point in entry_points(group=ENTRY_POINTS):
+        entry = point.load()
+        if not isinstance(entry, Method):
+            raise TypeError(
+                f"entry point {point.name} = {point.value} ({ENTRY_POINTS}) is a "
+                f"{type(entry).__name__}, not a chameleon_mix.methods.Method"
+            )
+        if point.name in BUILTIN:
+            raise ValueError(
+                f"entry point {point.name} = {point.value} ({ENTRY_POINTS}) takes the name of "
+                "a built-in method; give it another name"
+            )
+        METHODS[point.name] = entry
+
+
+_register_entry_points()
 
 
 def method(name: str) -> Method:

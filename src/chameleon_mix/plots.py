@@ -97,6 +97,9 @@ def plot_weights(
     _save(fig, path)
 
 
+MARKED_POINTS = 20  # series this short are drawn with a marker at each point
+
+
 def plot_stability(steps: list[int], weights: list[dict[str, float]], path: str | Path) -> None:
     """Weights of every domain against the proxy's training steps (the paper's Figure 2)."""
     plt = _figure()
@@ -110,14 +113,14 @@ def plot_stability(steps: list[int], weights: list[dict[str, float]], path: str 
     _save(fig, path)
 
 
-TRAJECTORY_TITLES = {"doremi": "DoReMi", "doge": "DoGE", "chameleon": "Chameleon"}
-
-
 def plot_weight_trajectories(
-    trajectories: dict[str, tuple[list[int], dict[str, list[float]]]], path: str | Path
+    trajectories: dict[str, tuple[list[int], dict[str, list[float]]]],
+    path: str | Path,
+    titles: dict[str, str] | None = None,
 ) -> None:
     """Each method's domain weights against its proxy's training steps, side by side (the
-    paper's Figure 2): DoReMi and DoGE at every step, Chameleon at each kept checkpoint."""
+    paper's Figure 2): DoReMi and DoGE at every step, Chameleon at each kept checkpoint;
+    ``titles`` names the methods (their registry titles)."""
     plt = _figure()
     if not trajectories:
         fig, ax = plt.subplots(figsize=(6, 1.5))
@@ -129,10 +132,10 @@ def plot_weight_trajectories(
         1, len(trajectories), figsize=(4.5 * len(trajectories), 4), sharey=True, squeeze=False
     )
     for ax, (method, (steps, weights)) in zip(axes[0], trajectories.items()):
-        marker = "o" if method == "chameleon" else None
+        marker = "o" if len(steps) <= MARKED_POINTS else None  # a few checkpoints, not every step
         for name, series in weights.items():
             ax.plot(steps, series, marker=marker, label=name)
-        ax.set_title(TRAJECTORY_TITLES.get(method, method))
+        ax.set_title((titles or {}).get(method, method))
         ax.set_xlabel("proxy training steps")
     axes[0][0].set_ylabel("domain weight")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))

@@ -48,6 +48,22 @@ MAX_DRAWS = 10_000  # mixtures drawn for one run before the usage bound is decla
 MAX_ROUNDS = 100  # draws of `candidates` mixtures (RegMix's SAMPLE_MULTIPLIER) for the simulation
 
 
+# What a run depends on: `runs`, `target` and the fit stay out, so changing them retrains
+# no run. What the fit depends on: the runs' own settings stay out (they are the runs').
+RUN_KEYS = ("seed", "concentrations", "temperature", "prior", "max_usage")
+FIT_KEYS = ("target", "candidates", "top_k", "seed", "max_usage")
+
+
+def run_settings(regmix: dict) -> dict:
+    """A run's settings, from a dataset's resolved ``baselines.regmix``."""
+    return {key: regmix[key] for key in RUN_KEYS}
+
+
+def fit_settings(regmix: dict) -> dict:
+    """The fit's settings, from a dataset's resolved ``baselines.regmix``."""
+    return {key: regmix[key] for key in FIT_KEYS}
+
+
 def usage_bound(prior: np.ndarray, max_usage: float | None) -> np.ndarray | None:
     """The largest weight each domain may get, ``min(m p_i, 1)`` (k,), from the prior ``p``
     (k,, normalised here); None without a maximum usage ``m``."""

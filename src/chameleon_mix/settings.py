@@ -17,8 +17,6 @@ from .config import ConfigError, canonical
 from .krls import DEFAULT_TEMPERATURE, default_tau
 from .model import model_spec
 
-BASELINE_MODELS = ("doremi", "doge", "regmix")
-
 
 def check_schedule(where: str, train: dict) -> None:
     """The cross-key checks the schema cannot express, for any complete schedule."""
@@ -90,7 +88,7 @@ def _pretrain(name: str, dataset: dict, proxies: dict) -> dict:
     check_schedule(f"datasets.{name}.base.train", base_train)
     baselines = dataset["baselines"]
     schedules = {"base": base_train}
-    for method in BASELINE_MODELS:
+    for method in baselines:  # every baseline mixer the schema has settings for
         schedules[method] = _overlay(
             f"datasets.{name}.baselines.{method}.train",
             proxy_train,
@@ -108,14 +106,10 @@ def _pretrain(name: str, dataset: dict, proxies: dict) -> dict:
         and sorted(proxy["domains"]) == names
         and first_replicate == schedules["doremi"]
     )
+    # Each model is the proxy's unless its section names its own.
     models = {
-        "proxy": proxy["model"],
-        "base": model_spec(base["model"]) if "model" in base else proxy["model"],
-        "doremi": proxy["model"],
-        "doge": proxy["model"],
-        "regmix": model_spec(baselines["regmix"]["model"])
-        if "model" in baselines["regmix"]
-        else proxy["model"],
+        name: model_spec(section["model"]) if "model" in section else proxy["model"]
+        for name, section in {"proxy": {}, "base": base, **baselines}.items()
     }
     return {
         **dataset,

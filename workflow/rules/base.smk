@@ -1,7 +1,7 @@
 TRAIN_BASE = {
-    "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: DATASETS[wc.dataset]["models"]["base"],
-    "train": seeded_schedule,
+    "domains": get_domains,
+    "model": get_setting("models", "base"),
+    "train": lambda wc: get_dataset(wc).seeded_schedule(wc.seed),
 }
 
 
@@ -9,9 +9,9 @@ rule train_base:
     """A base model trained on the dataset with one mixture and one seed; resumes from its
     last checkpoint."""
     input:
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("train.bin"),
+        tokenizer=get_tokenizer,
         mixture="results/{dataset}/mixtures/{method}.json",
     output:
         model=directory("results/{dataset}/base/{method}/seed-{seed}/model"),
@@ -25,7 +25,7 @@ rule train_base:
         "../../envs/chameleon.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("base"),
         mem_mb=32000,
         runtime=lambda wc, attempt: 1440 * attempt,
     params:

@@ -1,8 +1,10 @@
+from chameleon_mix.regmix import run_settings
+
 DOREMI_REFERENCE = {
-    "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: DATASETS[wc.dataset]["models"]["doremi"],
-    "train": lambda wc: schedule(wc.dataset, "doremi_reference"),
-    "mixture": lambda wc: DATASETS[wc.dataset]["baselines"]["doremi"]["reference"],
+    "domains": get_domains,
+    "model": get_setting("models", "doremi"),
+    "train": lambda wc: get_dataset(wc).schedule("doremi_reference"),
+    "mixture": get_setting("baselines", "doremi", "reference"),
 }
 
 
@@ -11,9 +13,9 @@ rule doremi_reference:
     (baselines.doremi.reference), with DoReMi's model and schedule; only when the uniform
     proxy is not that model already."""
     input:
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("train.bin"),
+        tokenizer=get_tokenizer,
     output:
         model=directory("results/{dataset}/doremi/reference/model"),
         log_json="results/{dataset}/doremi/reference/train_log.json",
@@ -26,7 +28,7 @@ rule doremi_reference:
         "../../envs/chameleon.yaml"
     threads: 4
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=get_gpus("doremi"),
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
@@ -38,10 +40,10 @@ rule doremi_reference:
 
 
 REWEIGHTED_PROXY = {
-    "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: DATASETS[wc.dataset]["models"][wc.method],
-    "train": lambda wc: schedule(wc.dataset, wc.method),
-    "method": method_settings,
+    "domains": get_domains,
+    "model": lambda wc: get_setting("models", wc.method)(wc),
+    "train": lambda wc: get_dataset(wc).schedule(wc.method),
+    "method": lambda wc: get_dataset(wc).baseline_settings(wc.method),
 }
 
 
@@ -49,10 +51,10 @@ rule train_reweighted_proxy:
     """The proxy of a method that reweights the domains while it trains (DoReMi: Group DRO
     against the reference; DoGE: per-domain gradient alignment); records the weights."""
     input:
-        unpack(reweighted_proxy_inputs),
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        unpack(get_reweighted_proxy_inputs),
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("train.bin"),
+        tokenizer=get_tokenizer,
     output:
         model=directory("results/{dataset}/{method}/proxy/model"),
         log_json="results/{dataset}/{method}/proxy/train_log.json",
@@ -67,7 +69,7 @@ rule train_reweighted_proxy:
         "../../envs/chameleon.yaml"
     threads: 4
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=lambda wc: get_dataset(wc).gpus(wc.method),
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:
@@ -80,10 +82,10 @@ rule train_reweighted_proxy:
 
 
 REGMIX_RUN = {
-    "domains": lambda wc: domains(wc.dataset),
-    "model": lambda wc: DATASETS[wc.dataset]["models"]["regmix"],
-    "train": lambda wc: schedule(wc.dataset, "regmix"),
-    "settings": lambda wc: regmix_run_settings(wc.dataset),
+    "domains": get_domains,
+    "model": get_setting("models", "regmix"),
+    "train": lambda wc: get_dataset(wc).schedule("regmix"),
+    "settings": lambda wc: run_settings(get_setting("baselines", "regmix")(wc)),
 }
 
 
@@ -91,11 +93,11 @@ rule regmix_run:
     """One RegMix run: a small model trained on the run's sampled mixture, then its
     validation loss on every domain (independent jobs, in parallel on a cluster)."""
     input:
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        val_bins=lambda wc: token_files(wc.dataset, "val.bin"),
-        val_offsets=lambda wc: token_files(wc.dataset, "val.offsets.npy"),
-        tokenizer=lambda wc: tokenizer_path(proxy_of(wc.dataset)),
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("train.bin"),
+        val_bins=get_token_files("val.bin"),
+        val_offsets=get_token_files("val.offsets.npy"),
+        tokenizer=get_tokenizer,
     output:
         "results/{dataset}/regmix/runs/{run}.json",
     log:
@@ -109,7 +111,7 @@ rule regmix_run:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: proxy_gpus(proxy_of(wc.dataset)),
+        gpu=get_gpus("regmix"),
         mem_mb=16000,
         runtime=lambda wc, attempt: 240 * attempt,
     params:

@@ -10,12 +10,10 @@ rule embed_documents:
     """One vector per document of the source dataset's shards (its first embedding.seq_len
     tokens) under the proxy; independent of k, so another k embeds nothing again."""
     input:
-        model=embedding_model,
-        tokens=lambda wc: cluster_part_files(wc.dataset, "tokens/{domain}/stats.json"),
-        bins=lambda wc: cluster_part_files(wc.dataset, "tokens/{domain}/{split}.bin"),
-        offsets=lambda wc: cluster_part_files(
-            wc.dataset, "tokens/{domain}/{split}.offsets.npy"
-        ),
+        model=get_embedding_model,
+        tokens=get_cluster_part_files("tokens/{domain}/stats.json"),
+        bins=get_cluster_part_files("tokens/{domain}/{split}.bin"),
+        offsets=get_cluster_part_files("tokens/{domain}/{split}.offsets.npy"),
     output:
         vectors="results/{dataset}/clusters/documents.npy",
         info="results/{dataset}/clusters/documents.json",
@@ -27,16 +25,13 @@ rule embed_documents:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("proxy"),
         mem_mb=16000,
         runtime=240,
     params:
-        parts=lambda wc: cluster_parts(wc.dataset),
-        model_name=lambda wc: embedding_model_name(wc.dataset),
-        embedding=lambda wc: {
-            key: DATASETS[wc.dataset]["embedding"][key]
-            for key in ("batch_size", "include_padding", "layer", "seq_len")
-        },
+        parts=lambda wc: get_dataset(wc).cluster_parts(),
+        model_name=lambda wc: get_dataset(wc).embedding_model_name,
+        embedding=lambda wc: get_dataset(wc).document_embedding,
     script:
         "../scripts/embed_documents.py"
 
@@ -47,9 +42,7 @@ rule cluster_documents:
     input:
         vectors="results/{dataset}/clusters/documents.npy",
         info="results/{dataset}/clusters/documents.json",
-        shards=lambda wc: cluster_part_files(
-            wc.dataset, "shards/{domain}/{split}.parquet"
-        ),
+        shards=get_cluster_part_files("shards/{domain}/{split}.parquet"),
     output:
         assignments="results/{dataset}/clusters/assignments.parquet",
         centroids="results/{dataset}/clusters/centroids.npz",
@@ -66,9 +59,9 @@ rule cluster_documents:
         mem_mb=16000,
         runtime=240,
     params:
-        parts=lambda wc: cluster_parts(wc.dataset),
-        settings=lambda wc: DATASETS[wc.dataset]["clusters"],
-        seed=lambda wc: DATASETS[wc.dataset]["seed"],
+        parts=lambda wc: get_dataset(wc).cluster_parts(),
+        settings=get_setting("clusters"),
+        seed=get_setting("seed"),
     script:
         "../scripts/cluster_documents.py"
 
@@ -77,10 +70,12 @@ rule labelled_perplexity:
     """Test perplexity of a clustered dataset's model on the source's labelled domains:
     the source's test token files, the documents its own models are scored on."""
     input:
-        model=trained_model,
-        tokens=lambda wc: token_files(cluster_source(wc.dataset), "stats.json"),
-        bins=lambda wc: token_files(cluster_source(wc.dataset), "test.bin"),
-        offsets=lambda wc: token_files(cluster_source(wc.dataset), "test.offsets.npy"),
+        model=get_trained_model,
+        tokens=lambda wc: get_dataset(wc).cluster_source.token_files("stats.json"),
+        bins=lambda wc: get_dataset(wc).cluster_source.token_files("test.bin"),
+        offsets=lambda wc: get_dataset(wc).cluster_source.token_files(
+            "test.offsets.npy"
+        ),
     output:
         "results/{dataset}/eval/{method}/seed-{seed}/labelled.json",
     log:
@@ -91,12 +86,12 @@ rule labelled_perplexity:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("base"),
         mem_mb=16000,
         runtime=120,
     params:
-        domains=lambda wc: domains(cluster_source(wc.dataset)),
-        batch_size=lambda wc: DATASETS[wc.dataset]["evaluation"]["batch_size"],
+        domains=lambda wc: get_dataset(wc).cluster_source.domains,
+        batch_size=get_setting("evaluation", "batch_size"),
     script:
         "../scripts/perplexity.py"
 
@@ -104,7 +99,9 @@ rule labelled_perplexity:
 rule labelled_report:
     """The clustered dataset's models against the source's, per labelled domain."""
     input:
-        lambda wc: [f for files in labelled_models(wc.dataset).values() for f in files],
+        lambda wc: [
+            f for files in get_dataset(wc).labelled_models().values() for f in files
+        ],
     output:
         md="results/{dataset}/report/labelled.md",
         csv="results/{dataset}/report/labelled.csv",
@@ -113,7 +110,7 @@ rule labelled_report:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        models=lambda wc: labelled_models(wc.dataset),
-        labels=lambda wc: domains(cluster_source(wc.dataset)),
+        models=lambda wc: get_dataset(wc).labelled_models(),
+        labels=lambda wc: get_dataset(wc).cluster_source.domains,
     script:
         "../scripts/labelled_report.py"

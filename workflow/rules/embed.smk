@@ -3,7 +3,7 @@ rule embed_domain:
     (or one of its checkpoints), or under the pretrained model for a finetune dataset.
     """
     input:
-        model=embedding_model,
+        model=get_embedding_model,
         tokens="results/{dataset}/tokens/{domain}/stats.json",
         bins="results/{dataset}/tokens/{domain}/train.bin",
         offsets="results/{dataset}/tokens/{domain}/train.offsets.npy",
@@ -19,11 +19,11 @@ rule embed_domain:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("proxy"),
         mem_mb=16000,
         runtime=60,
     params:
-        model_name=lambda wc: embedding_model_name(wc.dataset),
-        embedding=lambda wc: DATASETS[wc.dataset]["embedding"],
+        model_name=lambda wc: get_dataset(wc).embedding_model_name,
+        embedding=get_setting("embedding"),
     script:
         "../scripts/embed_domain.py"

@@ -1,8 +1,8 @@
 rule local_tasks:
     """lm-eval tasks built from the dataset's held-out text, for offline downstream scores."""
     input:
-        shards=lambda wc: shards(wc.dataset, "test"),
-        tokenizer=lambda wc: dataset_tokenizer(wc.dataset),
+        shards=lambda wc: get_dataset(wc).shards("test"),
+        tokenizer=get_tokenizer,
     output:
         directory("results/{dataset}/eval/tasks"),
     log:
@@ -10,9 +10,9 @@ rule local_tasks:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        domains=lambda wc: domains(wc.dataset),
-        seed=lambda wc: DATASETS[wc.dataset]["seed"],
-        examples=lambda wc: DATASETS[wc.dataset]["evaluation"]["local_examples"],
+        domains=get_domains,
+        seed=get_setting("seed"),
+        examples=get_setting("evaluation", "local_examples"),
     script:
         "../scripts/local_tasks.py"
 
@@ -20,10 +20,10 @@ rule local_tasks:
 rule perplexity:
     """Token-level test perplexity of one trained model (method, seed) on every domain."""
     input:
-        model=trained_model,
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "test.bin"),
-        offsets=lambda wc: token_files(wc.dataset, "test.offsets.npy"),
+        model=get_trained_model,
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("test.bin"),
+        offsets=get_token_files("test.offsets.npy"),
     output:
         "results/{dataset}/eval/{method}/seed-{seed}/perplexity.json",
     log:
@@ -34,12 +34,12 @@ rule perplexity:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("base"),
         mem_mb=16000,
         runtime=120,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        batch_size=lambda wc: DATASETS[wc.dataset]["evaluation"]["batch_size"],
+        domains=get_domains,
+        batch_size=get_setting("evaluation", "batch_size"),
     script:
         "../scripts/perplexity.py"
 
@@ -48,7 +48,7 @@ rule downstream:
     """Downstream accuracy of one trained model (method, seed) with lm-eval (local and/or hub
     tasks)."""
     input:
-        model=trained_model,
+        model=get_trained_model,
         tasks="results/{dataset}/eval/tasks",
     output:
         "results/{dataset}/eval/{method}/seed-{seed}/downstream.json",
@@ -60,10 +60,10 @@ rule downstream:
         "../../envs/chameleon.yaml"
     threads: 1
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("base"),
         mem_mb=16000,
         runtime=480,
     params:
-        evaluation=lambda wc: DATASETS[wc.dataset]["evaluation"],
+        evaluation=get_setting("evaluation"),
     script:
         "../scripts/downstream.py"

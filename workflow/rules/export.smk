@@ -24,14 +24,13 @@ rule export:
     LitData, Hugging Face datasets and Nanotron, with a README on each file's unit."""
     input:
         mixture="results/{dataset}/mixtures/{method}.json",
-        stats=lambda wc: token_files(wc.dataset, "stats.json"),
-        train_shards=lambda wc: shards(wc.dataset, "train"),
-        megatron=lambda wc: expand(
-            "results/{dataset}/export/megatron_data/{domain}.{ext}",
-            dataset=wc.dataset,
-            domain=domains(wc.dataset),
-            ext=("bin", "idx"),
-        ),
+        stats=get_token_files("stats.json"),
+        train_shards=lambda wc: get_dataset(wc).shards("train"),
+        megatron=lambda wc: [
+            f"results/{wc.dataset}/export/megatron_data/{domain}.{ext}"
+            for domain in get_domains(wc)
+            for ext in ("bin", "idx")
+        ],
     output:
         directory("results/{dataset}/export/{method}"),
     log:
@@ -39,7 +38,7 @@ rule export:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        domains=lambda wc: domains(wc.dataset),
-        global_batch_tokens=lambda wc: batch_tokens(wc.dataset),
+        domains=get_domains,
+        global_batch_tokens=lambda wc: get_dataset(wc).batch_tokens,
     script:
         "../scripts/export_mixture.py"

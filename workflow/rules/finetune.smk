@@ -1,6 +1,6 @@
 FINETUNE = {
-    "domains": lambda wc: domains(wc.dataset),
-    "train": seeded_schedule,
+    "domains": get_domains,
+    "train": lambda wc: get_dataset(wc).seeded_schedule(wc.seed),
 }
 
 
@@ -8,9 +8,9 @@ rule finetune:
     """The pretrained model finetuned with one mixture and one seed; resumes from its last
     checkpoint."""
     input:
-        tokens=lambda wc: token_files(wc.dataset, "stats.json"),
-        bins=lambda wc: token_files(wc.dataset, "train.bin"),
-        pretrained=lambda wc: DATASETS[wc.dataset]["pretrained"],
+        tokens=get_token_files("stats.json"),
+        bins=get_token_files("train.bin"),
+        pretrained=get_setting("pretrained"),
         mixture="results/{dataset}/mixtures/{method}.json",
     output:
         model=directory("results/{dataset}/finetune/{method}/seed-{seed}/model"),
@@ -24,7 +24,7 @@ rule finetune:
         "../../envs/chameleon.yaml"
     threads: 2
     resources:
-        gpu=lambda wc: model_gpus(wc.dataset),
+        gpu=get_gpus("pretrained"),
         mem_mb=32000,
         runtime=lambda wc, attempt: 1440 * attempt,
     params:

@@ -2,7 +2,7 @@ rule mixture:
     """One method's domain weights, with what they cost: the method's registry entry
     (chameleon_mix.methods.METHODS) names its input files and writes the mixture."""
     input:
-        unpack(mixture_inputs),
+        unpack(get_mixture_inputs),
     output:
         "results/{dataset}/mixtures/{method}.json",
     log:
@@ -15,7 +15,7 @@ rule mixture:
         mem_mb=8000,
         runtime=60,
     params:
-        domains=lambda wc: domains(wc.dataset),
-        settings=mixture_settings,
+        domains=get_domains,
+        settings=lambda wc: get_dataset(wc).mixture_settings(wc.method),
     script:
         "../scripts/mixture.py"

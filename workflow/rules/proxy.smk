@@ -1,7 +1,7 @@
 rule train_tokenizer:
     """Byte-level BPE on the proxy's own training shards."""
     input:
-        proxy_train_shards,
+        lambda wc: get_proxy(wc).train_shards(),
     output:
         directory("results/proxies/{proxy}/tokenizer"),
     log:
@@ -14,16 +14,18 @@ rule train_tokenizer:
         mem_mb=16000,
         runtime=120,
     params:
-        vocab_size=lambda wc: PROXIES[wc.proxy]["tokenizer"]["vocab_size"],
-        train_documents=lambda wc: PROXIES[wc.proxy]["tokenizer"]["train_documents"],
+        vocab_size=lambda wc: get_proxy(wc).settings["tokenizer"]["vocab_size"],
+        train_documents=lambda wc: get_proxy(wc).settings["tokenizer"][
+            "train_documents"
+        ],
     script:
         "../scripts/train_tokenizer.py"
 
 
 TRAIN_PROXY = {
-    "domains": lambda wc: proxy_domains(wc.proxy),
-    "model": lambda wc: PROXIES[wc.proxy]["model"],
-    "train": proxy_replicate_schedule,
+    "domains": lambda wc: get_proxy(wc).domains,
+    "model": lambda wc: get_proxy(wc).settings["model"],
+    "train": lambda wc: get_proxy(wc).schedule(wc.seed),
 }
 
 
@@ -31,9 +33,9 @@ rule train_proxy:
     """One replicate of the proxy LM (its seed apart, all alike), trained with uniform domain
     weights; resumes from its last checkpoint."""
     input:
-        tokens=lambda wc: proxy_token_files(wc.proxy, "stats.json"),
-        bins=lambda wc: proxy_token_files(wc.proxy, "train.bin"),
-        tokenizer=lambda wc: tokenizer_path(wc.proxy),
+        tokens=lambda wc: get_proxy(wc).token_files("stats.json"),
+        bins=lambda wc: get_proxy(wc).token_files("train.bin"),
+        tokenizer=lambda wc: get_proxy(wc).tokenizer,
     output:
         model=directory("results/proxies/{proxy}/seed-{seed}/model"),
         log_json="results/proxies/{proxy}/seed-{seed}/train_log.json",
@@ -46,7 +48,7 @@ rule train_proxy:
         "../../envs/chameleon.yaml"
     threads: 4
     resources:
-        gpu=lambda wc: proxy_gpus(wc.proxy),
+        gpu=lambda wc: get_proxy(wc).gpus,
         mem_mb=32000,
         runtime=lambda wc, attempt: 720 * attempt,
     params:

@@ -2,8 +2,8 @@ rule report:
     """The methods side by side over their seeds: perplexity, downstream accuracy, weights,
     compute."""
     input:
-        unpack(report_inputs),
-        unpack(trajectory_files),
+        unpack(lambda wc: get_dataset(wc).report_inputs()),
+        unpack(lambda wc: get_dataset(wc).trajectory_files()),
     output:
         markdown=report(
             "results/{dataset}/report/comparison.md",
@@ -31,8 +31,8 @@ rule report:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        domains=lambda wc: domains(wc.dataset),
-        methods=lambda wc: methods(wc.dataset),
-        seeds=lambda wc: seeds(wc.dataset),
+        domains=get_domains,
+        methods=get_setting("methods"),
+        seeds=get_setting("seeds"),
     script:
         "../scripts/report.py"

@@ -4,9 +4,9 @@ rule sensitivity:
     14)."""
     input:
         # Each kept proxy checkpoint's embeddings (step_<N>); a finetune dataset has none.
-        unpack(lambda wc: {} if is_finetune(wc.dataset) else stability_inputs(wc)),
-        embeddings=lambda wc: embeddings(wc.dataset),
-        samples=lambda wc: embedding_samples(wc.dataset),
+        unpack(lambda wc: get_dataset(wc).checkpoint_embeddings()),
+        embeddings=lambda wc: get_dataset(wc).embeddings(),
+        samples=lambda wc: get_dataset(wc).embedding_samples(),
     output:
         table="results/{dataset}/sensitivity.csv",
         markdown="results/{dataset}/sensitivity.md",
@@ -16,8 +16,8 @@ rule sensitivity:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        settings=weight_params,
-        domains=lambda wc: domains(wc.dataset),
-        embedders=lambda wc: embedders(wc.dataset),
+        settings=get_setting("weights"),
+        domains=get_domains,
+        embedders=lambda wc: get_dataset(wc).embedders,
     script:
         "../scripts/sensitivity.py"

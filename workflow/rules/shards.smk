@@ -2,7 +2,7 @@ rule partition_source:
     """A sample of every domain value in one group of a mixed source's files: these jobs
     run side by side, and each domain's sample_shards merges their samples."""
     input:
-        partition_files,
+        lambda wc: get_dataset(wc).partition_files(int(wc.part)),
     output:
         sample="results/{dataset}/partition/part-{part}.parquet",
         stats="results/{dataset}/partition/part-{part}.json",
@@ -18,11 +18,11 @@ rule partition_source:
         mem_mb=16000,
         runtime=240,
     params:
-        source=partition_job_source,
-        domain_field=lambda wc: DATASETS[wc.dataset]["domain_field"],
-        per_value=lambda wc: sum(splits(wc).values()),
-        seed=lambda wc: DATASETS[wc.dataset]["seed"],
-        min_chars=lambda wc: DATASETS[wc.dataset]["min_chars"],
+        source=lambda wc: get_dataset(wc).partition_sources[int(wc.part)],
+        domain_field=get_setting("domain_field"),
+        per_value=lambda wc: sum(get_setting("splits")(wc).values()),
+        seed=get_setting("seed"),
+        min_chars=get_setting("min_chars"),
     script:
         "../scripts/partition_source.py"
 
@@ -31,7 +31,7 @@ rule sample_shards:
     """Deterministic train/val/test shards of one domain (for a domain of a mixed source, the
     merge of the partition's parts)."""
     input:
-        unpack(shard_inputs),
+        unpack(lambda wc: get_dataset(wc).shard_inputs(wc.domain)),
     output:
         train="results/{dataset}/shards/{domain}/train.parquet",
         val="results/{dataset}/shards/{domain}/val.parquet",
@@ -47,10 +47,10 @@ rule sample_shards:
         mem_mb=4000,
         runtime=120,
     params:
-        source=shard_source,
-        splits=splits,
-        seed=lambda wc: DATASETS[wc.dataset]["seed"],
-        min_chars=lambda wc: DATASETS[wc.dataset]["min_chars"],
-        max_bad_fraction=lambda wc: DATASETS[wc.dataset]["max_bad_fraction"],
+        source=lambda wc: get_dataset(wc).shard_source(wc.domain),
+        splits=get_setting("splits"),
+        seed=get_setting("seed"),
+        min_chars=get_setting("min_chars"),
+        max_bad_fraction=get_setting("max_bad_fraction"),
     script:
         "../scripts/sample_shards.py"

@@ -5,7 +5,7 @@ rule tokenize_domain:
         train="results/{dataset}/shards/{domain}/train.parquet",
         val="results/{dataset}/shards/{domain}/val.parquet",
         test="results/{dataset}/shards/{domain}/test.parquet",
-        tokenizer=lambda wc: dataset_tokenizer(wc.dataset),
+        tokenizer=get_tokenizer,
     output:
         train="results/{dataset}/tokens/{domain}/train.bin",
         train_offsets="results/{dataset}/tokens/{domain}/train.offsets.npy",

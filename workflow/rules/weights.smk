@@ -2,9 +2,9 @@ rule weights:
     """Chameleon domain weights from the domain embeddings (KRLS) of every proxy replicate,
     with 90% intervals, affinity and plots."""
     input:
-        embeddings=lambda wc: embeddings(wc.dataset),
-        samples=lambda wc: embedding_samples(wc.dataset),
-        corpus_manifests=lambda wc: list(corpus_manifests(wc.dataset).values()),
+        embeddings=lambda wc: get_dataset(wc).embeddings(),
+        samples=lambda wc: get_dataset(wc).embedding_samples(),
+        corpus_manifests=lambda wc: list(get_dataset(wc).corpus_manifests().values()),
     output:
         weights="results/{dataset}/weights.json",
         affinity="results/{dataset}/affinity.csv",
@@ -16,12 +16,12 @@ rule weights:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        settings=weight_params,
-        domains=lambda wc: domains(wc.dataset),
-        embedders=lambda wc: embedders(wc.dataset),
-        collected_domains=lambda wc: list(corpus_manifests(wc.dataset)),
-        model_name=lambda wc: embedding_model_name(wc.dataset),
-        proxy=lambda wc: None if is_finetune(wc.dataset) else proxy_of(wc.dataset),
+        settings=get_setting("weights"),
+        domains=get_domains,
+        embedders=lambda wc: get_dataset(wc).embedders,
+        collected_domains=lambda wc: list(get_dataset(wc).corpus_manifests()),
+        model_name=lambda wc: get_dataset(wc).embedding_model_name,
+        proxy=lambda wc: get_dataset(wc).proxy_name,
     script:
         "../scripts/compute_weights.py"
 
@@ -29,7 +29,7 @@ rule weights:
 rule stability:
     """Weights from every kept proxy checkpoint against its step (the paper's Figure 2)."""
     input:
-        unpack(stability_inputs),
+        unpack(lambda wc: get_dataset(wc).stability_inputs()),
     output:
         table="results/{dataset}/stability.csv",
         plot="results/{dataset}/plots/stability.png",
@@ -38,8 +38,8 @@ rule stability:
     conda:
         "../../envs/chameleon.yaml"
     params:
-        settings=weight_params,
-        domains=lambda wc: domains(wc.dataset),
-        embedders=lambda wc: embedders(wc.dataset),
+        settings=get_setting("weights"),
+        domains=get_domains,
+        embedders=lambda wc: get_dataset(wc).embedders,
     script:
         "../scripts/stability.py"

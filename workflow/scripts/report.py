@@ -1,4 +1,5 @@
 from chameleon_mix.io import logged
+from chameleon_mix.methods import METHODS
 from chameleon_mix.plots import plot_weight_trajectories
 from chameleon_mix.report import comparison, weight_trajectories, write_report
 
@@ -32,4 +33,8 @@ with logged(snakemake.log[0]):
         for name, path in snakemake.input.items()
         if name.startswith("trajectory_")
     }
-    plot_weight_trajectories(weight_trajectories(trajectories), snakemake.output.stability_plot)
+    plot_weight_trajectories(
+        weight_trajectories(trajectories),
+        snakemake.output.stability_plot,
+        {method: METHODS[method].title for method in trajectories},
+    )
