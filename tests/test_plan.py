@@ -336,3 +336,35 @@ def test_a_new_domain_without_a_human_weight_stops_only_the_human_mixture(tmp_pa
     assert code != 0
     assert "datasets.demo.human_weights: weights must name every domain exactly; missing " in out
     assert "['shell_scripts']" in out
+
+
+def test_a_domains_own_source_files_are_its_shards_inputs(tmp_path):
+    """What the sampling job reads is declared: a file added to the glob (or a saved dataset's
+    directory) is a new input of that domain's job only."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "saved").mkdir()
+    for name in ("a/1.jsonl", "a/2.jsonl", "saved/data-00000.arrow", "saved/state.json"):
+        (tmp_path / name).write_text("{}\n")
+    config = copy.deepcopy(SHIPPED)
+    config["datasets"]["own"] = {
+        "proxy": "demo-tiny",
+        "domains": [
+            {"name": "a", "source": {"files": str(tmp_path / "a" / "*.jsonl")}},
+            {"name": "saved", "source": {"hf_disk": str(tmp_path / "saved")}},
+            {"name": "missing", "source": {"files": str(tmp_path / "none" / "*.jsonl")}},
+        ],
+    }
+    own = plan_of(config).dataset("own")
+    assert own.shard_inputs("a") == {
+        "source_files": [str(tmp_path / "a" / "1.jsonl"), str(tmp_path / "a" / "2.jsonl")]
+    }
+    assert own.shard_inputs("saved")["source_files"] == [
+        str(tmp_path / "saved" / "data-00000.arrow"),
+        str(tmp_path / "saved" / "state.json"),
+    ]
+    (tmp_path / "a" / "3.jsonl").write_text("{}\n")
+    assert len(plan_of(config).dataset("own").shard_inputs("a")["source_files"]) == 3
+    with pytest.raises(
+        PlanError, match=r"dataset 'own', domain 'missing', source: no file matches"
+    ):
+        own.shard_inputs("missing")

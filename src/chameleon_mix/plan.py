@@ -200,7 +200,9 @@ class Dataset:
 
     def shard_inputs(self, domain: str) -> dict:
         """The files a domain's shards are sampled from: its collected documents, the
-        partition's parts (a value of a mixed source), or the cluster assignments."""
+        partition's parts (a value of a mixed source), the cluster assignments, or its own
+        source's files (resolved when the DAG is built, so a changed, added or removed file
+        reruns this domain's shards and what follows, nothing else)."""
         entry = self.domain(domain)
         if "collect" in entry:
             return {"documents": f"results/corpus/{entry['collect']}.jsonl"}
@@ -212,7 +214,15 @@ class Dataset:
             }
         if "cluster" in entry:
             return {"assignments": self.file("clusters/assignments.parquet")}
-        return {}
+        return {"source_files": self._source_files(domain, entry["source"])}
+
+    def _source_files(self, domain: str, source: dict) -> list[str]:
+        from .sources import SourceError, source_files
+
+        try:
+            return [str(p) for p in source_files(source)]
+        except SourceError as err:
+            raise PlanError(f"dataset {self.name!r}, domain {domain!r}, source: {err}") from None
 
     @functools.cached_property
     def partition_sources(self) -> list[dict]:

@@ -138,6 +138,24 @@ def resolve_files(source: dict) -> list[Path]:
     return files
 
 
+def source_files(source: dict) -> list[Path]:
+    """Every local file a source reads, sorted: its files, or every file of a saved
+    Hugging Face dataset's directory; none for a hub dataset (streamed, versioned by the
+    hub). The workflow declares them as inputs, so a changed, added or removed file reruns
+    the jobs that read it."""
+    if "files" in source:
+        return resolve_files(source)
+    if "hf_disk" in source:
+        root = Path(source["hf_disk"])
+        if not root.is_dir():
+            raise SourceError(
+                f"hf_disk: {root} is not a directory; save the dataset there with "
+                "Dataset.save_to_disk() first"
+            )
+        return sorted(p for p in root.rglob("*") if p.is_file())
+    return []
+
+
 def file_format(path: Path, declared: str | None) -> str:
     if declared:
         return declared
