@@ -68,7 +68,7 @@ def set_in(path, value):
         ),
         (
             set_in(["datasets", "demo", "domains"], []),
-            r"datasets\.demo\.domains: \[\] should be non-empty",
+            r"datasets\.demo\.domains: 0 domain\(s\): a mixture needs at least 2 domains to weight",
         ),
         (
             lambda c: c["datasets"]["demo"]["domains"].append(
@@ -236,6 +236,20 @@ def set_in(path, value):
             set_in(["proxies", "demo-tiny", "model"], "100M"),
             r"proxies\.demo-tiny\.model: '100M' is not allowed; give 'tiny' or .* or a model "
             r"mapping",
+        ),
+        (
+            set_in(["datasets", "demo", "seeds"], [0, 1.0]),
+            r"datasets\.demo\.seeds\[1\]: 1\.0 is not an integer; write it without a decimal point",
+        ),
+        (
+            set_in(["datasets", "demo", "splits", "train"], 200.0),
+            r"datasets\.demo\.splits\.train: 200\.0 is not an integer",
+        ),
+        (
+            lambda c: c["datasets"]["demo-new"].update(
+                domains=c["datasets"]["demo-new"]["domains"][:1]
+            ),
+            r"datasets\.demo-new\.domains: 1 domain\(s\): a mixture needs at least 2 domains to weight",
         ),
         (
             set_in(["proxies", "slimpajama-82m", "dataset"], "demo"),

@@ -54,7 +54,14 @@ def _with_defaults(validator_class):
                     )
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    # YAML reads `200.0` as a float that JSON Schema counts as an integer; no count, step or
+    # seed of this config is one, and the jobs would fail on it much later.
+    integers = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(
+        validator_class, {"properties": set_defaults}, type_checker=integers
+    )
 
 
 def _within_form(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
@@ -101,6 +108,13 @@ def _explain(error: jsonschema.ValidationError) -> str:
     if error.validator == "oneOf":  # a scalar of one of several forms, e.g. 16 or "auto"
         return f"{error.instance!r} is not allowed; give " + " or ".join(
             _form(option) for option in error.validator_value
+        )
+    if error.validator == "type" and isinstance(error.instance, float):
+        return f"{error.instance!r} is not {TYPE_WORDS[error.validator_value]}; write it without a decimal point"
+    if error.validator == "minItems" and error.validator_value == 2:
+        return (
+            f"{len(error.instance)} domain(s): a mixture needs at least 2 domains to weight; "
+            "list another"
         )
     if error.validator in ("minimum", "exclusiveMinimum"):
         return f"{error.instance!r} is too small ({error.message.split('is ', 1)[-1]}); use a positive value"
