@@ -338,3 +338,28 @@ def test_workflow_runs_a_partition_job_per_file_and_a_new_domain_reruns_none(tmp
     assert planned_jobs(tmp_path, "results/mixed/shards/law/stats.json") == [
         ("sample_shards", "dataset=mixed, domain=law")
     ]
+
+
+def test_a_domain_field_that_is_no_string_or_integer_selects_no_domain(tmp_path):
+    """null, booleans, lists and fractions are counted as records without a domain (not
+    turned into the text "None", "True", "['web']"); an integer is its decimal text."""
+    odd = [None, True, ["web"], 2.5, {"set": "web"}]
+    rows = records(30) + [
+        {"text": f"odd document {i} " * 4, "meta": {"set": v}} for i, v in enumerate(odd)
+    ]
+    rows += [
+        {"text": f"numbered document {i} " * 4, "meta": {"set": v}} for i, v in enumerate((3, "3"))
+    ]
+    path = write_jsonl(tmp_path / "m.jsonl", rows)
+    ((sample, stats),) = partition({"files": str(path)}, tmp_path / "p")
+    read = json.loads(stats.read_text())["read"]
+    assert read["missing_field"] == len(odd)
+    assert read["files"][str(path)]["first"].endswith(
+        "'meta.set' is None, not a string or an integer"
+    )
+    with pytest.raises(
+        SourceError, match=r"holds: '3' \(2\), 'web' \(30\)$|holds: 'web' \(30\), '3' \(2\)"
+    ):
+        sample_partition(
+            "x", "None", [(sample, stats)], SPLITS, tmp_path / "o", max_bad_fraction=0.5
+        )

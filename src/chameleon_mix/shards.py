@@ -204,6 +204,17 @@ def sample_domain(
     )
 
 
+def domain_value(value) -> str:
+    """A record's domain field as the partition names it: a string, or an integer as its
+    decimal text (so `value: 3` in the config selects it); anything else (null, a boolean, a
+    list, a number with a fraction) selects no domain and raises ``TypeError``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"is {value!r}, not a string or an integer")
+
+
 def partition_groups(source: dict, files_per_job: int) -> list[dict]:
     """The sources of a mixed source's scatter jobs: its files, sorted, ``files_per_job`` to a
     job (each file as an escaped glob matching only itself); a hub dataset is one job."""
@@ -257,9 +268,12 @@ def partition_part(
                 read.skip("missing_text", name, f"record {number}: no string {text_field!r}")
                 continue
             try:
-                value = str(value_of(record))
+                value = domain_value(value_of(record))
             except KeyError:
                 read.skip("missing_field", name, f"record {number}: no field {domain_field!r}")
+                continue
+            except TypeError as err:
+                read.skip("missing_field", name, f"record {number}: {domain_field!r} {err}")
                 continue
             count = counts.get(value)
             if count is None:
