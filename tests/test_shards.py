@@ -262,6 +262,27 @@ def test_corrupt_zst_is_refused_with_its_path(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_empty_zst_is_refused_with_its_path(tmp_path):
+    """`zstd -d` refuses a 0-byte .zst; read as zero records it would vanish from the sample."""
+    write_jsonl(tmp_path / "a.jsonl.zst", records(40), compress=True)
+    (tmp_path / "b.jsonl.zst").write_bytes(b"")
+    with pytest.raises(SourceError, match=rf"^{tmp_path / 'b.jsonl.zst'}: the file is empty"):
+        sample_domain("web", {"files": str(tmp_path / "*.zst")}, SPLITS, 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_a_utf8_byte_order_mark_keeps_the_first_record(tmp_path, compress):
+    lines = "".join(json.dumps(r) + "\n" for r in records(40)).encode()
+    path = tmp_path / ("bom.jsonl.zst" if compress else "bom.jsonl")
+    data = b"\xef\xbb\xbf" + lines
+    path.write_bytes(zstandard.ZstdCompressor().compress(data) if compress else data)
+    stats = ReadStats()
+    docs = list(iter_documents({"files": str(path)}, stats))
+    assert (len(docs), stats.bad) == (40, 0)
+    assert docs[0].text == records(1)[0]["text"]
+
+
 def test_corrupt_parquet_in_a_glob_is_refused_with_its_path(tmp_path):
     pq.write_table(pa.Table.from_pylist(records(40)), tmp_path / "a.parquet")
     whole = (tmp_path / "a.parquet").read_bytes()

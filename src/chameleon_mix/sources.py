@@ -215,6 +215,8 @@ def _zstd_chunks(path: Path, progress) -> Iterator[bytes]:
                     chunk, frame, in_frame = frame.unused_data, context.decompressobj(), False
                 else:
                     chunk, in_frame = b"", True
+    if consumed == 0:
+        raise _broken_file(path, "the file is empty: no zstd frame (zstd itself refuses it)", "0 bytes")
     if in_frame:
         raise _broken_file(
             path,
@@ -223,9 +225,19 @@ def _zstd_chunks(path: Path, progress) -> Iterator[bytes]:
         )
 
 
+UTF8_BOM = b"\xef\xbb\xbf"  # some Windows tools start UTF-8 text with it; JSON forbids it
+
+
+def _without_bom(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    first = next(chunks, b"")
+    yield first.removeprefix(UTF8_BOM)
+    yield from chunks
+
+
 def _json_lines(path: Path, compressed: bool, stats: ReadStats, progress) -> Iterator[tuple]:
     name = str(path)
     chunks = _zstd_chunks(path, progress) if compressed else _plain_chunks(path, progress)
+    chunks = _without_bom(chunks)
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
     number = records = 0
     rest = b""
