@@ -3,6 +3,8 @@
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -86,3 +88,27 @@ def test_replacing_a_directory_output_keeps_only_the_new_one(tmp_path):
             write_json(tmp / "config.json", {"version": version})
     assert json.loads((tmp_path / "model" / "config.json").read_text()) == {"version": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write(tmp_path):
+    """SIGKILL skips every cleanup: the temporary file and directory stay until the output is
+    written again, which removes them (and nothing else hidden beside it)."""
+    kill = (
+        "import os, signal, sys\n"
+        "from chameleon_mix.io import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as f, atomic_path(sys.argv[2], directory=True) as d:\n"
+        "    f.write_bytes(b'x' * 1000); (d / 'part').write_bytes(b'y')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out, folder = tmp_path / "train.bin", tmp_path / "model"
+    run = subprocess.run([sys.executable, "-c", kill, str(out), str(folder)])
+    assert run.returncode == -9
+    (tmp_path / ".train.bin.keep").write_text("not ours")  # not a temporary name of ours
+    assert (
+        len(list(tmp_path.glob(".train.bin.*"))) == 2 and len(list(tmp_path.glob(".model.*"))) == 1
+    )
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(b"done")
+    with atomic_path(folder, directory=True) as tmp:
+        (tmp / "weights").write_bytes(b"done")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".train.bin.keep", "model", "train.bin"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import glob
 import hashlib
 import json
 import os
@@ -33,6 +34,18 @@ def _new_sibling(path: Path, directory: bool) -> Path:
     raise FileExistsError(f"no free temporary name beside {path}")
 
 
+def _remove_leftovers(path: Path) -> None:
+    """Delete the temporary siblings of ``path`` that a killed earlier attempt left behind
+    (at SlimPajama scale, gigabytes); one job writes a path at a time, so none is live."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*"):
+        suffix = stale.name[len(path.name) + 2 :].removeprefix("old-")
+        if len(suffix) == 8 and all(c in "0123456789abcdef" for c in suffix):
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; move it into place only if the block succeeds.
@@ -43,6 +56,7 @@ def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
     tmp = _new_sibling(path, directory)
     try:
         yield tmp
