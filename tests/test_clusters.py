@@ -11,15 +11,11 @@ import torch
 from conftest import domain_texts
 from sklearn.metrics import adjusted_rand_score
 
-from chameleon_mix.clusters import (
-    ASSIGNMENTS_SCHEMA,
-    cluster_documents,
-    cluster_names,
-    cluster_shards,
-    embed_documents_to_files,
-    labelled_comparison,
-    refit,
-)
+from chameleon_mix.clusters import cluster_names
+from chameleon_mix.clusters.assignments import ASSIGNMENTS_SCHEMA, cluster_shards
+from chameleon_mix.clusters.documents import embed_documents_to_files
+from chameleon_mix.clusters.kmeans import refit
+from chameleon_mix.clusters.report import cluster_documents, labelled_comparison
 from chameleon_mix.corpus import collect
 from chameleon_mix.evaluate import domain_perplexities
 from chameleon_mix.model import build_model

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -325,7 +326,7 @@ def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch)
 
 def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
     """The shipped profile with 4 GPUs for train_base: the base model's job runs torchrun, a
-    process per GPU; the proxy's job, with one GPU, runs plain python."""
+    process per GPU; the proxy's job, with one GPU, runs plain python (both snakemake's own)."""
     profile = shipped_profile()
     profile["set-resources"]["train_base"]["gpu"] = 4
     (tmp_path / "profile").mkdir()
@@ -349,9 +350,11 @@ def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
         if head and command:
             commands[head.group(1)] = command.group(1)
     launch = "-m chameleon_mix.launch {} '{{"
+    python = shlex.quote(sys.executable)  # snakemake's own, as the launcher takes it
     assert commands["train_base"].startswith(
-        f"torchrun --standalone --nproc_per_node=4 {launch.format('train_base')}"
+        f"{python} -m torch.distributed.run --standalone --nproc_per_node=4 "
+        + launch.format("train_base")
     )
-    assert commands["train_proxy"].startswith(f"python {launch.format('train_proxy')}")
+    assert commands["train_proxy"].startswith(f"{python} {launch.format('train_proxy')}")
     # The job's threads follow --cores: they are an argument, not part of the compared params.
     assert re.search(r"\.log \d+$", commands["train_base"]), commands["train_base"]

@@ -173,7 +173,6 @@ def build_local_tasks(
     tokenizer = load_tokenizer(tokenizer_dir)
     rng = np.random.default_rng(seed)
     out_dir = Path(out_dir).resolve()
-    prefix = task_prefix(dataset)
     span = context_tokens + continuation_tokens
     choice_rows, rolling_rows = [], []
     for domain, shard in test_shards.items():
@@ -184,61 +183,88 @@ def build_local_tasks(
                 f"domain {domain!r}: only {len(ids)} test documents have {span} tokens, and the "
                 "continuation task needs 4; raise the test split"
             )
-        for i in rng.permutation(len(ids))[:examples_per_domain]:
-            cut = int(rng.integers(context_tokens, len(ids[i]) - continuation_tokens + 1))
-            spans = [ids[i][cut : cut + continuation_tokens]]
-            for j in [j for j in rng.permutation(len(ids)) if j != i][:3]:
-                start = int(rng.integers(0, len(ids[j]) - continuation_tokens + 1))
-                spans.append(ids[j][start : start + continuation_tokens])
-            order = rng.permutation(4)
-            choice_rows.append(
-                {
-                    "domain": domain,
-                    "context": tokenizer.decode(ids[i][cut - context_tokens : cut]),
-                    "choices": [tokenizer.decode(spans[k]) for k in order],
-                    "label": int(np.argmin(order)),  # where the true continuation went
-                }
+        choice_rows.extend(
+            {"domain": domain, **example}
+            for example in continuation_examples(
+                ids, tokenizer, rng, examples_per_domain, context_tokens, continuation_tokens
             )
+        )
         rolling_rows.extend({"domain": domain, "text": t} for t in texts)
+    configs = local_task_configs(task_prefix(dataset), out_dir)
     with atomic_path(out_dir, directory=True) as tmp:
         for name, rows in (("continuation", choice_rows), ("rolling", rolling_rows)):
             (tmp / f"{name}.jsonl").write_text(
                 "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             )
-        common = {
-            "dataset_path": "json",
-            "test_split": "test",
-            "metadata": {"version": 1.0},
-        }
-        continuation = {
-            **common,
-            "task": f"{prefix}_continuation",
-            "dataset_kwargs": {"data_files": {"test": str(out_dir / "continuation.jsonl")}},
-            "output_type": "multiple_choice",
-            "doc_to_text": "{{context}}",
-            "doc_to_choice": "{{choices}}",
-            "doc_to_target": "{{label}}",
-            "target_delimiter": "",
-            "metric_list": [
-                {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
-                {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
-                {"metric": "acc_mutual_info", "aggregation": "mean", "higher_is_better": True},
-            ],
-        }
-        rolling = {
-            **common,
-            "task": f"{prefix}_rolling",
-            "dataset_kwargs": {"data_files": {"test": str(out_dir / "rolling.jsonl")}},
-            "output_type": "loglikelihood_rolling",
-            "doc_to_text": "",
-            "doc_to_target": "{{text}}",
-            "metric_list": [
-                {"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")
-            ],
-        }
-        for config in (continuation, rolling):
+        for config in configs:
             (tmp / f"{config['task']}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return [continuation["task"], rolling["task"]]
+    return [config["task"] for config in configs]
+
+
+def continuation_examples(
+    ids: list[list[int]],
+    tokenizer,
+    rng: np.random.Generator,
+    examples: int,
+    context_tokens: int,
+    continuation_tokens: int,
+) -> list[dict]:
+    """Up to ``examples`` multiple-choice questions over one domain's tokenized documents
+    ``ids`` (each of at least ``context_tokens + continuation_tokens``): a document's context
+    up to a random cut, its true continuation and three spans of other documents, shuffled."""
+    questions = []
+    for i in rng.permutation(len(ids))[:examples]:
+        cut = int(rng.integers(context_tokens, len(ids[i]) - continuation_tokens + 1))
+        spans = [ids[i][cut : cut + continuation_tokens]]
+        for j in [j for j in rng.permutation(len(ids)) if j != i][:3]:
+            start = int(rng.integers(0, len(ids[j]) - continuation_tokens + 1))
+            spans.append(ids[j][start : start + continuation_tokens])
+        order = rng.permutation(4)
+        questions.append(
+            {
+                "context": tokenizer.decode(ids[i][cut - context_tokens : cut]),
+                "choices": [tokenizer.decode(spans[k]) for k in order],
+                "label": int(np.argmin(order)),  # where the true continuation went
+            }
+        )
+    return questions
+
+
+def local_task_configs(prefix: str, out_dir: Path) -> tuple[dict, dict]:
+    """The lm-eval configs of the continuation and rolling tasks over the data files in
+    ``out_dir``."""
+    common = {
+        "dataset_path": "json",
+        "test_split": "test",
+        "metadata": {"version": 1.0},
+    }
+    continuation = {
+        **common,
+        "task": f"{prefix}_continuation",
+        "dataset_kwargs": {"data_files": {"test": str(out_dir / "continuation.jsonl")}},
+        "output_type": "multiple_choice",
+        "doc_to_text": "{{context}}",
+        "doc_to_choice": "{{choices}}",
+        "doc_to_target": "{{label}}",
+        "target_delimiter": "",
+        "metric_list": [
+            {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+            {"metric": "acc_mutual_info", "aggregation": "mean", "higher_is_better": True},
+        ],
+    }
+    rolling = {
+        **common,
+        "task": f"{prefix}_rolling",
+        "dataset_kwargs": {"data_files": {"test": str(out_dir / "rolling.jsonl")}},
+        "output_type": "loglikelihood_rolling",
+        "doc_to_text": "",
+        "doc_to_target": "{{text}}",
+        "metric_list": [
+            {"metric": m} for m in ("word_perplexity", "byte_perplexity", "bits_per_byte")
+        ],
+    }
+    return continuation, rolling
 
 
 def resolve_tasks(requested: list[str], local: list[str], task_manager) -> list[str]:

@@ -99,34 +99,17 @@ def consumer_files(
     domains = list(probabilities)  # the domains of weight > 0, in the mixture's order
     tokens = {d: stats[d]["splits"]["train"]["tokens"] for d in domains}
     token_bytes = np.dtype(stats[domains[0]]["dtype"]).itemsize
-
-    def folders(consumer):
-        return [_absolute(data_dir(data_root, consumer) / d) for d in domains]
-
-    megatron = " ".join(
-        f"{weights[d]!r} {prefix}" for d, prefix in zip(domains, folders("megatron"))
-    )
     # One pass over the data: the most tokens the mixture reaches without repeating a domain.
     one_pass = int(min(tokens[d] / weights[d] for d in domains))
-    olmo_core = {
-        "source_list": {
-            "sources": [
-                {
-                    "source_name": d,
-                    "target_ratio": weights[d],
-                    "paths": [_absolute(Path(token_dirs[d]) / "train.bin")],
-                    "max_repetition_ratio": 1.0,
-                }
-                for d in domains
-            ]
-        },
-        "requested_tokens": one_pass,
-        "global_batch_size": global_batch_tokens,
-    }
+    megatron = " ".join(
+        f"{weights[d]!r} {prefix}"
+        for d, prefix in zip(domains, _folders(data_root, "megatron", domains))
+    )
+    olmo_core = _olmo_core(weights, domains, token_dirs, one_pass, global_batch_tokens)
     mosaic = {
         "streams": {
             d: {"local": local, "proportion": probabilities[d]}
-            for d, local in zip(domains, folders("mosaic"))
+            for d, local in zip(domains, _folders(data_root, "mosaic", domains))
         }
     }
     hf = {
@@ -136,24 +119,10 @@ def consumer_files(
     }
     litdata = {
         "domains": domains,
-        "input_dirs": dict(zip(domains, folders("litdata"))),
+        "input_dirs": dict(zip(domains, _folders(data_root, "litdata", domains))),
         "weights": [probabilities[d] for d in domains],
     }
-    nanotron = {
-        "data_stages": [
-            {
-                "name": "mixture",
-                "start_training_step": 1,
-                "data": {
-                    "dataset": {
-                        "dataset_folder": folders("nanotron"),
-                        "dataset_weights": [weights[d] for d in domains],
-                        "token_size_in_bytes": token_bytes,
-                    }
-                },
-            }
-        ]
-    }
+    nanotron = _nanotron(weights, domains, _folders(data_root, "nanotron", domains), token_bytes)
     shares = {
         "weights": weights,
         "mean_tokens_per_document": mean_tokens,
@@ -168,6 +137,57 @@ def consumer_files(
         "nanotron.yaml": yaml.safe_dump(nanotron, sort_keys=False),
         "shares.json": json.dumps(shares, indent=2) + "\n",
         "README.md": _readme(shares, stats[domains[0]], one_pass),
+    }
+
+
+def _folders(data_root: str | Path, consumer: str, domains: list[str]) -> list[str]:
+    """The consumer's data folder (or prefix) of each domain, absolute."""
+    return [_absolute(data_dir(data_root, consumer) / d) for d in domains]
+
+
+def _olmo_core(
+    weights: dict[str, float],
+    domains: list[str],
+    token_dirs: dict[str, str | Path],
+    one_pass: int,
+    global_batch_tokens: int,
+) -> dict:
+    """OLMo-core's source mixture over the raw token files: token shares, ``one_pass`` tokens."""
+    return {
+        "source_list": {
+            "sources": [
+                {
+                    "source_name": d,
+                    "target_ratio": weights[d],
+                    "paths": [_absolute(Path(token_dirs[d]) / "train.bin")],
+                    "max_repetition_ratio": 1.0,
+                }
+                for d in domains
+            ]
+        },
+        "requested_tokens": one_pass,
+        "global_batch_size": global_batch_tokens,
+    }
+
+
+def _nanotron(
+    weights: dict[str, float], domains: list[str], folders: list[str], token_bytes: int
+) -> dict:
+    """Nanotron's data stages: one stage of token shares over the domains' Nanoset folders."""
+    return {
+        "data_stages": [
+            {
+                "name": "mixture",
+                "start_training_step": 1,
+                "data": {
+                    "dataset": {
+                        "dataset_folder": folders,
+                        "dataset_weights": [weights[d] for d in domains],
+                        "token_size_in_bytes": token_bytes,
+                    }
+                },
+            }
+        ]
     }
 
 

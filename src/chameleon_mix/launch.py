@@ -4,8 +4,8 @@ Snakemake's ``script:`` runs one Python process, so the training rules use ``she
 
     {launcher} -m chameleon_mix.launch <job> <job JSON> <log> <threads>
 
-where the launcher (:func:`launcher`) is ``python`` for a job with at most one GPU, and
-``torchrun`` with a process per GPU otherwise; the JSON (:func:`job_json`) holds the job's input and
+where the launcher (:func:`launcher`) is this Python for a job with at most one GPU, and
+torchrun with a process per GPU otherwise; the JSON (:func:`job_json`) holds the job's input and
 output files, wildcards and settings. The threads come apart from it: the JSON is a rule
 parameter, which Snakemake compares with the last run's, and the threads a job gets follow
 ``--cores``, which must not rerun it. Each process runs the job's module
@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import runpy
+import shlex
 import sys
 
 
@@ -48,17 +49,22 @@ class Job:
 def launcher(gpus: int, nodes: int = 1) -> str:
     """The command that starts a job's processes: one per GPU, over ``nodes`` nodes.
 
-    ``gpus`` counts the job's GPUs on all its nodes. On several nodes each node runs one
-    torchrun (``srun``), which meet through the c10d rendezvous on the job's first node.
+    Every process runs this Python (``sys.executable``, the workflow's own environment), not
+    whichever ``python`` or ``torchrun`` comes first on the PATH; torchrun is started as
+    ``python -m torch.distributed.run``. ``gpus`` counts the job's GPUs on all its nodes. On
+    several nodes each node runs one torchrun (``srun``), which meet through the c10d
+    rendezvous on the job's first node.
     """
+    python = shlex.quote(sys.executable)
     if gpus <= 1 and nodes <= 1:
-        return "python"
+        return python
     if gpus % nodes:
         raise ValueError(f"{gpus} GPUs do not split evenly over {nodes} nodes")
+    torchrun = f"{python} -m torch.distributed.run"
     if nodes == 1:
-        return f"torchrun --standalone --nproc_per_node={gpus}"
+        return f"{torchrun} --standalone --nproc_per_node={gpus}"
     return (
-        f"srun --ntasks-per-node=1 torchrun --nnodes={nodes} --nproc_per_node={gpus // nodes} "
+        f"srun --ntasks-per-node=1 {torchrun} --nnodes={nodes} --nproc_per_node={gpus // nodes} "
         "--rdzv_id=$SLURM_JOB_ID --rdzv_backend=c10d "
         "--rdzv_endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500"
     )

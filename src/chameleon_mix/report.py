@@ -191,10 +191,30 @@ def _rule_text(rows: dict) -> str:
 def write_report(
     dataset: str, rows: dict, domains: list[str], out_md, out_csv, perplexity_plot, weights_plot
 ) -> None:
-    from .methods import METHODS
+    """The comparison of the methods in ``rows`` on ``dataset``: the Markdown report, the long
+    CSV and the two plots."""
+    text = "\n\n".join(
+        [
+            f"# Mixture comparison: {dataset}",
+            _rule_text(rows),
+            "## Per-domain test perplexity\n\n" + _perplexity_table(rows, domains),
+            "## Downstream tasks (lm-eval, averaged over shots)\n\n" + _task_table(rows),
+            "## Domain weights (realised token share, mean over seeds, in parentheses)\n\n"
+            + _weight_table(rows, domains),
+            "## Compute spent to obtain the mixture\n\n" + _compute_section(rows),
+        ]
+    )
+    with atomic_path(out_md) as tmp:
+        tmp.write_text(text + "\n")
+    _write_csv(rows, domains, out_csv)
+    _plots(rows, domains, perplexity_plot, weights_plot)
 
+
+def _perplexity_table(rows: dict, domains: list[str]) -> str:
+    """Each domain's test perplexity per method, their average, and how many domains each
+    method does significantly better or worse on than uniform."""
     methods = list(rows)
-    ppl_body = [
+    body = [
         [
             d,
             *(
@@ -204,7 +224,7 @@ def write_report(
         ]
         for d in domains
     ]
-    ppl_body.append(
+    body.append(
         [
             "Average PPL (↓)",
             *(
@@ -217,7 +237,7 @@ def write_report(
             ),
         ]
     )
-    ppl_body.append(
+    body.append(
         [
             "Domains significantly better / worse than uniform",
             *(
@@ -228,11 +248,17 @@ def write_report(
             ),
         ]
     )
+    return _markdown_table(["Domain", *methods], body)
+
+
+def _task_table(rows: dict) -> str:
+    """Each downstream task's score per method (any method's tasks), and their average."""
+    methods = list(rows)
     tasks = sorted({t for m in methods for t in rows[m]["tasks"]})
     metric = {
         t: next(rows[m]["task_metric"][t] for m in methods if t in rows[m]["tasks"]) for t in tasks
     }
-    task_body = [
+    body = [
         [
             f"{t} ({metric[t]})",
             *(
@@ -242,7 +268,7 @@ def write_report(
         ]
         for t in tasks
     ]
-    task_body.append(
+    body.append(
         [
             "Average accuracy (↑)",
             *(
@@ -251,7 +277,13 @@ def write_report(
             ),
         ]
     )
-    weight_body = [
+    return _markdown_table(["Task", *methods], body)
+
+
+def _weight_table(rows: dict, domains: list[str]) -> str:
+    """Each domain's weight per method, with its realised token share in parentheses."""
+    methods = list(rows)
+    body = [
         [
             d,
             *(
@@ -261,34 +293,28 @@ def write_report(
         ]
         for d in domains
     ]
-    compute_body = [
+    return _markdown_table(["Domain", *methods], body)
+
+
+def _compute_section(rows: dict) -> str:
+    """The FLOPs each method spent on its mixture, relative to Chameleon's, and how each
+    method's compute is counted."""
+    from .methods import METHODS
+
+    body = [
         [
             m,
             f"{rows[m]['compute_flops']:.3g}",
             "–" if rows[m]["compute_ratio"] is None else f"{rows[m]['compute_ratio']:.3g}×",
         ]
-        for m in methods
+        for m in rows
     ]
-    notes = [f"{m}: {METHODS[m].compute}." for m in methods if m in METHODS and METHODS[m].compute]
-    text = "\n\n".join(
-        [
-            f"# Mixture comparison: {dataset}",
-            _rule_text(rows),
-            "## Per-domain test perplexity\n\n" + _markdown_table(["Domain", *methods], ppl_body),
-            "## Downstream tasks (lm-eval, averaged over shots)\n\n"
-            + _markdown_table(["Task", *methods], task_body),
-            "## Domain weights (realised token share, mean over seeds, in parentheses)\n\n"
-            + _markdown_table(["Domain", *methods], weight_body),
-            "## Compute spent to obtain the mixture\n\n"
-            + _markdown_table(["Method", "FLOPs", "× Chameleon"], compute_body)
-            + "\n\nFLOPs count every matrix product, the LM head's included (chameleon_mix.flops)."
-            + "".join(f"\n\n{note}" for note in notes),
-        ]
+    notes = [f"{m}: {METHODS[m].compute}." for m in rows if m in METHODS and METHODS[m].compute]
+    return (
+        _markdown_table(["Method", "FLOPs", "× Chameleon"], body)
+        + "\n\nFLOPs count every matrix product, the LM head's included (chameleon_mix.flops)."
+        + "".join(f"\n\n{note}" for note in notes)
     )
-    with atomic_path(out_md) as tmp:
-        tmp.write_text(text + "\n")
-    _write_csv(rows, domains, out_csv)
-    _plots(rows, domains, perplexity_plot, weights_plot)
 
 
 def _write_csv(rows: dict, domains: list[str], out_csv) -> None:

@@ -226,6 +226,106 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
 
 
+@dataclass
+class Mixture:
+    """The domains a run samples from, in order: their token streams, sampling probabilities
+    (the weights, normalised) and the digests of their data (for the fingerprint)."""
+
+    names: list[str]
+    streams: list[np.ndarray]
+    probs: np.ndarray
+    digests: dict[str, str]
+
+    @classmethod
+    def of(cls, streams, weights, data_digests, seq_len: int) -> Mixture:
+        """``streams`` mixed by ``weights``, after checking both (and ``data_digests``, hashed
+        from the streams when None) name the same domains, each with one window of tokens."""
+        names = list(streams)
+        missing = sorted(set(names) ^ set(weights))
+        if missing:
+            raise ValueError(f"weights and token streams disagree on domains: {missing}")
+        if data_digests is None:
+            data_digests = {name: stream_digest(streams[name]) for name in names}
+        missing = sorted(set(names) ^ set(data_digests))
+        if missing:
+            raise ValueError(f"data_digests and token streams disagree on domains: {missing}")
+        for name in names:
+            if len(streams[name]) <= seq_len + 1:
+                raise ValueError(
+                    f"domain {name!r} has only {len(streams[name])} training tokens, fewer than "
+                    f"one window of seq_len={seq_len}; add documents or lower seq_len"
+                )
+        probs = np.array([weights[n] for n in names], dtype=np.float64)
+        return cls(
+            names,
+            [streams[n] for n in names],
+            probs / probs.sum(),
+            {name: data_digests[name] for name in names},
+        )
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return dict(zip(self.names, self.probs.tolist()))
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's share of every batch: the ``rows`` of the global batch it trains on, in
+    ``accumulation`` micro-batches of ``micro`` rows; ``main`` on rank 0, the one that writes."""
+
+    world: int
+    main: bool
+    rows: slice
+    micro: int
+    accumulation: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Ranks:
+        world = distributed.world_size()
+        share = cfg.batch_size // world
+        micro = min(cfg.micro_batch_size or share, share)
+        if share % micro:
+            raise ValueError(
+                f"micro_batch_size {micro} does not divide the {share} rows of a batch that each "
+                f"rank trains on ({world} ranks); pick one that divides batch_size / ranks"
+            )
+        rows = distributed.rows(cfg.batch_size)
+        return cls(world, distributed.is_main(), rows, micro, share // micro)
+
+
+@dataclass
+class Run:
+    """A training run's whole state: what it trains, on what, where it stands, what it logged.
+
+    ``step`` counts the steps done; ``resumed_from`` is the step the run (re)started at.
+    ``pending`` holds the (step, lr, loss, grad norm) of the steps done since the log was last
+    read back from the device, loss and grad norm still device tensors.
+    """
+
+    cfg: TrainConfig
+    out_dir: Path
+    fingerprint: dict
+    metadata: dict | None
+    mixture: Mixture
+    ranks: Ranks
+    device: torch.device
+    autocast: torch.autocast
+    model: torch.nn.Module
+    tokenizer: object
+    reweighter: Reweighter | None
+    net: torch.nn.Module  # the loss module that is stepped: see training_loss
+    vocab_size: int | None  # the real vocabulary when the model's was padded
+    optimizer: torch.optim.Optimizer
+    bar: object  # the progress bar over the steps left; iterating it runs them
+    resumed_from: int
+    step: int
+    tokens_seen: np.ndarray  # per domain
+    log: list[dict]
+    pending: list[tuple] = field(default_factory=list)
+    started_at: float = field(default_factory=time.perf_counter)
+    tokens_per_second: float | None = None
+
+
 def train(
     model: torch.nn.Module,
     streams: dict[str, np.ndarray],
@@ -249,194 +349,235 @@ def train(
     ``reweighter`` (DoReMi, DoGE) forms each step's gradient instead of the mean token loss.
     Returns the training summary also written to ``out_dir/train_log.json``.
     """
-    out_dir = Path(out_dir)
-    checkpoint_dir = out_dir / "checkpoints"
-    names = list(streams)
-    missing = sorted(set(names) ^ set(weights))
-    if missing:
-        raise ValueError(f"weights and token streams disagree on domains: {missing}")
-    if data_digests is None:
-        data_digests = {name: stream_digest(streams[name]) for name in names}
-    missing = sorted(set(names) ^ set(data_digests))
-    if missing:
-        raise ValueError(f"data_digests and token streams disagree on domains: {missing}")
-    for name in names:
-        if len(streams[name]) <= cfg.seq_len + 1:
-            raise ValueError(
-                f"domain {name!r} has only {len(streams[name])} training tokens, fewer than one "
-                f"window of seq_len={cfg.seq_len}; add documents or lower seq_len"
-            )
-    probs = np.array([weights[n] for n in names], dtype=np.float64)
-    probs = probs / probs.sum()
-    stream_list = [streams[n] for n in names]
-    fingerprint = run_fingerprint(
-        model,
-        dict(zip(names, probs.tolist())),
-        cfg,
-        tokenizer,
-        {name: data_digests[name] for name in names},
-        reweighter,
-        metadata,
-    )
-
-    device = distributed.setup(device)
-    world, main = distributed.world_size(), distributed.is_main()
-    local_rows = distributed.rows(cfg.batch_size)
-    share = cfg.batch_size // world
-    micro = min(cfg.micro_batch_size or share, share)
-    if share % micro:
-        raise ValueError(
-            f"micro_batch_size {micro} does not divide the {share} rows of a batch that each "
-            f"rank trains on ({world} ranks); pick one that divides batch_size / ranks"
-        )
-    accumulation = share // micro
-    cuda = device.type == "cuda"
-    torch.manual_seed(cfg.seed)
-    model.to(device).train()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-
-    start, tokens_seen, log = 0, np.zeros(len(names), dtype=np.int64), []
-    resume = resume_point(out_dir, fingerprint) if main else None
-    # Rank 0 alone picks the resume point (it may move checkpoints aside); every rank loads it.
-    path = distributed.broadcast(None if resume is None else str(resume[0]))
-    if path is not None:
-        if resume is None:
-            resume = (Path(path), *read_checkpoint(Path(path)))
-            changed = differences(resume[2].get("fingerprint"), fingerprint)
-            if changed:
-                raise RuntimeError(
-                    f"rank {distributed.rank()} computes another run than the checkpoint "
-                    f"{path} of rank 0 (it differs in {', '.join(changed)})"
-                )
-        path, model_state, state = resume
-        model.load_state_dict(model_state)
-        start, tokens_seen = state["step"], np.array(state["tokens"], dtype=np.int64)
-        log = state["log"]  # the loss curve so far: the log covers every step once
-        if reweighter is not None:
-            reweighter.load_state_dict(state["reweighter"])
-        if main:
-            print(f"resuming from {path} (step {start})", flush=True)
-
-    net, vocab_size = training_loss(model, cfg, device)
-    optimizer = make_optimizer(model, cfg, device)
-    if resume is not None:
-        optimizer.load_state_dict(resume[2]["optimizer"])
-
-    def prepare(step: int):
-        """Step ``step``'s rows of this rank on the device (copied from pinned memory without
-        waiting, while the device still runs the step before), and the global batch's domains."""
-        rng = np.random.default_rng([cfg.seed, step])
-        batch, domains = sample_batch(stream_list, probs, cfg.batch_size, cfg.seq_len, rng)
-        rows = torch.from_numpy(batch[local_rows].astype(np.int64))
-        rows = rows.pin_memory() if cuda else rows
-        return rows.to(device, non_blocking=True), domains
-
-    from tqdm.auto import tqdm
-
-    t0, tokens_per_s = time.perf_counter(), None
-    if main:
-        print(f"device {device} x {world} ranks, {torch.get_num_threads()} CPU threads", flush=True)
-    progress = tqdm(
-        range(start, cfg.steps), initial=start, total=cfg.steps, desc="train", disable=not main
-    )
-    pending = []  # (step, lr, loss, grad norm) not yet read back from the device
-
-    def flush():
-        """Read the pending steps' losses (averaged over ranks) and grad norms back: one
-        device synchronisation per ``log_every`` steps, not one per micro-batch."""
-        nonlocal tokens_per_s
-        if not pending:
-            return
-        losses = distributed.all_reduce_sum_(torch.stack([entry[2] for entry in pending]))
-        norms = torch.stack([entry[3] for entry in pending]).double()
-        for (done, lr, _, _), loss, norm in zip(pending, (losses / world).tolist(), norms.tolist()):
-            log.append({"step": done, "loss": loss, "lr": lr, "grad_norm": norm})
-        tokens_per_s = (done - start) * cfg.batch_size * cfg.seq_len / (time.perf_counter() - t0)
-        progress.set_postfix(loss=f"{log[-1]['loss']:.3f}", tok_s=f"{tokens_per_s:,.0f}")
-        pending.clear()
-
-    upcoming = prepare(start) if start < cfg.steps else None
-    for step in progress:
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch, domains = upcoming
-        np.add.at(tokens_seen, domains, cfg.seq_len)
-        if reweighter is not None:
-            loss_sum = reweighter.backward(
-                net, batch, torch.from_numpy(domains[local_rows]).to(device), lr, micro, autocast
-            )
-            loss_sum = torch.as_tensor(loss_sum, dtype=torch.float64, device=device)
-        else:
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            for i, chunk in enumerate(batch.split(micro)):
-                with distributed.sync_gradients(net, last=i == accumulation - 1):
-                    with autocast:
-                        loss = net(chunk, reduction="mean")
-                    (loss / accumulation).backward()
-                loss_sum = loss_sum + loss.detach().double() / accumulation
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if step + 1 < cfg.steps:
-            upcoming = prepare(step + 1)
-
-        done = step + 1
-        pending.append((done, lr, loss_sum, grad_norm.detach()))
-        checkpoint = done in cfg.checkpoints or done % cfg.checkpoint_every == 0
-        stopping = stop_after is not None and done >= stop_after
-        if checkpoint or stopping or done == cfg.steps or done % cfg.log_every == 0:
-            flush()
-        if main and (checkpoint or done == cfg.steps):
-            previous = latest_checkpoint(checkpoint_dir)
-            state = {
-                "fingerprint": fingerprint,
-                "step": done,
-                "tokens": tokens_seen.tolist(),
-                "log": log,
-                "optimizer": optimizer.state_dict(),
-            }
-            if reweighter is not None:
-                state["reweighter"] = reweighter.state_dict()
-            with unpadded(model, vocab_size):
-                save_checkpoint(checkpoint_dir / f"step-{done}", model, tokenizer, state)
-            # A resume point that is not a requested checkpoint only costs disk once the next
-            # one has been written and read back.
-            if previous is not None and checkpoint_step(previous) not in cfg.checkpoints:
-                shutil.rmtree(previous)
+    mixture = Mixture.of(streams, weights, data_digests, cfg.seq_len)
+    run = start(model, mixture, cfg, Path(out_dir), tokenizer, device, metadata, reweighter)
+    upcoming = next_batch(run) if run.step < cfg.steps else None
+    for _ in run.bar:  # one iteration per step left; train_step advances run.step
+        train_step(run, *upcoming)
+        if run.step < cfg.steps:  # copied to the device while it still runs this step
+            upcoming = next_batch(run)
+        kept = run.step in cfg.checkpoints or run.step % cfg.checkpoint_every == 0
+        stopping = stop_after is not None and run.step >= stop_after
+        if kept or stopping or run.step == cfg.steps or run.step % cfg.log_every == 0:
+            read_back_log(run)
+        if run.ranks.main and (kept or run.step == cfg.steps):
+            write_checkpoint(run)
         if stopping:
             distributed.barrier()
-            return {"stopped_at": done}
+            return {"stopped_at": run.step}
+    return finish(run)
 
-    if vocab_size is not None:  # the caller gets the model as its tokenizer sees it
-        unpad_vocabulary(model, vocab_size)
-    summary = {
-        "config": asdict(cfg),
-        "domains": names,
-        "weights": dict(zip(names, probs.tolist())),
-        "tokens_per_domain": dict(zip(names, tokens_seen.tolist())),
-        "tokens_total": int(tokens_seen.sum()),
-        "final_loss": log[-1]["loss"] if log else None,
-        "tokens_per_second": tokens_per_s,
-        "device": str(device),
-        "ranks": world,
-        "resumed_from_step": start,
-        "fingerprint": fingerprint,
-        "log": log,
-        **({"reweighting": reweighter.summary(names)} if reweighter is not None else {}),
-        **(metadata or {}),
+
+def start(
+    model: torch.nn.Module,
+    mixture: Mixture,
+    cfg: TrainConfig,
+    out_dir: Path,
+    tokenizer,
+    device: str | None,
+    metadata: dict | None,
+    reweighter: Reweighter | None,
+) -> Run:
+    """The run on this rank's device, at the newest checkpoint of the same run or at step 0."""
+    fingerprint = run_fingerprint(
+        model, mixture.weights, cfg, tokenizer, mixture.digests, reweighter, metadata
+    )
+    device = distributed.setup(device)
+    ranks = Ranks.of(cfg)
+    torch.manual_seed(cfg.seed)
+    model.to(device).train()
+    state = resume(out_dir, fingerprint, model, reweighter)
+    # Padded (training_loss) only after resuming: checkpoints hold the model unpadded.
+    net, vocab_size = training_loss(model, cfg, device)
+    optimizer = make_optimizer(model, cfg, device)
+    if state is None:
+        state = {"step": 0, "tokens": [0] * len(mixture.names), "log": []}
+    else:
+        optimizer.load_state_dict(state["optimizer"])
+    return Run(
+        cfg=cfg,
+        out_dir=out_dir,
+        fingerprint=fingerprint,
+        metadata=metadata,
+        mixture=mixture,
+        ranks=ranks,
+        device=device,
+        autocast=torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"),
+        model=model,
+        tokenizer=tokenizer,
+        reweighter=reweighter,
+        net=net,
+        vocab_size=vocab_size,
+        optimizer=optimizer,
+        bar=progress_bar(state["step"], cfg.steps, device, ranks),
+        resumed_from=state["step"],
+        step=state["step"],
+        tokens_seen=np.array(state["tokens"], dtype=np.int64),
+        log=state["log"],  # the loss curve so far: the log covers every step once
+    )
+
+
+def resume(out_dir: Path, fingerprint: dict, model, reweighter: Reweighter | None) -> dict | None:
+    """Load the newest checkpoint of the run with ``fingerprint`` into ``model`` and
+    ``reweighter``; returns its trainer state, or None to start afresh.
+
+    Rank 0 alone picks the resume point (it may move checkpoints aside); every rank loads it.
+    """
+    found = resume_point(out_dir, fingerprint) if distributed.is_main() else None
+    path = distributed.broadcast(None if found is None else str(found[0]))
+    if path is None:
+        return None
+    if found is None:
+        found = (Path(path), *read_checkpoint(Path(path)))
+        changed = differences(found[2].get("fingerprint"), fingerprint)
+        if changed:
+            raise RuntimeError(
+                f"rank {distributed.rank()} computes another run than the checkpoint "
+                f"{path} of rank 0 (it differs in {', '.join(changed)})"
+            )
+    path, model_state, state = found
+    model.load_state_dict(model_state)
+    if reweighter is not None:
+        reweighter.load_state_dict(state["reweighter"])
+    if distributed.is_main():
+        print(f"resuming from {path} (step {state['step']})", flush=True)
+    return state
+
+
+def progress_bar(start: int, steps: int, device: torch.device, ranks: Ranks):
+    """The steps from ``start`` to ``steps``, shown on rank 0."""
+    from tqdm.auto import tqdm
+
+    if ranks.main:
+        threads = torch.get_num_threads()
+        print(f"device {device} x {ranks.world} ranks, {threads} CPU threads", flush=True)
+    return tqdm(
+        range(start, steps), initial=start, total=steps, desc="train", disable=not ranks.main
+    )
+
+
+def next_batch(run: Run) -> tuple[torch.Tensor, np.ndarray]:
+    """The batch of step ``run.step``: this rank's rows on the device (copied from pinned memory
+    without waiting, while the device still runs the step before), and the global batch's
+    domains."""
+    cfg = run.cfg
+    rng = np.random.default_rng([cfg.seed, run.step])
+    batch, domains = sample_batch(
+        run.mixture.streams, run.mixture.probs, cfg.batch_size, cfg.seq_len, rng
+    )
+    rows = torch.from_numpy(batch[run.ranks.rows].astype(np.int64))
+    rows = rows.pin_memory() if run.device.type == "cuda" else rows
+    return rows.to(run.device, non_blocking=True), domains
+
+
+def train_step(run: Run, batch: torch.Tensor, domains: np.ndarray) -> None:
+    """One optimizer step on this rank's rows ``batch`` of the global batch of ``domains``;
+    its loss and grad norm join ``run.pending``, still on the device."""
+    lr = learning_rate(run.step, run.cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    np.add.at(run.tokens_seen, domains, run.cfg.seq_len)
+    loss = backward(run, batch, domains, lr)
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.step += 1
+    run.pending.append((run.step, lr, loss, grad_norm.detach()))
+
+
+def backward(run: Run, batch: torch.Tensor, domains: np.ndarray, lr: float) -> torch.Tensor:
+    """Leave the global batch's gradient in the parameters' ``.grad``; returns this rank's mean
+    token loss (float64, on the device). The reweighter forms the gradient when there is one;
+    else the mean token loss does, over micro-batches that DDP all-reduces on the last only."""
+    ranks = run.ranks
+    if run.reweighter is not None:
+        rows = torch.from_numpy(domains[ranks.rows]).to(run.device)
+        loss = run.reweighter.backward(run.net, batch, rows, lr, ranks.micro, run.autocast)
+        return torch.as_tensor(loss, dtype=torch.float64, device=run.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
+    for i, chunk in enumerate(batch.split(ranks.micro)):
+        with distributed.sync_gradients(run.net, last=i == ranks.accumulation - 1):
+            with run.autocast:
+                loss = run.net(chunk, reduction="mean")
+            (loss / ranks.accumulation).backward()
+        loss_sum = loss_sum + loss.detach().double() / ranks.accumulation
+    return loss_sum
+
+
+def read_back_log(run: Run) -> None:
+    """Log the pending steps: their losses (averaged over the ranks) and grad norms read back
+    from the device, one synchronisation per ``log_every`` steps, not one per micro-batch."""
+    if not run.pending:
+        return
+    losses = distributed.all_reduce_sum_(torch.stack([loss for _, _, loss, _ in run.pending]))
+    norms = torch.stack([norm for _, _, _, norm in run.pending]).double()
+    losses = (losses / run.ranks.world).tolist()
+    for (step, lr, _, _), loss, norm in zip(run.pending, losses, norms.tolist()):
+        run.log.append({"step": step, "loss": loss, "lr": lr, "grad_norm": norm})
+    run.pending.clear()
+    tokens = (run.step - run.resumed_from) * run.cfg.batch_size * run.cfg.seq_len
+    run.tokens_per_second = tokens / (time.perf_counter() - run.started_at)
+    run.bar.set_postfix(loss=f"{run.log[-1]['loss']:.3f}", tok_s=f"{run.tokens_per_second:,.0f}")
+
+
+def write_checkpoint(run: Run) -> None:
+    """Save the run at its current step as ``checkpoints/step-N``, then delete the resume point
+    before it unless it is a requested checkpoint: a resume point only costs disk once the next
+    one has been written and read back."""
+    checkpoint_dir = run.out_dir / "checkpoints"
+    previous = latest_checkpoint(checkpoint_dir)
+    state = {
+        "fingerprint": run.fingerprint,
+        "step": run.step,
+        "tokens": run.tokens_seen.tolist(),
+        "log": run.log,
+        "optimizer": run.optimizer.state_dict(),
     }
-    if main:
-        with atomic_path(out_dir / "model", directory=True) as tmp:
-            model.save_pretrained(tmp)
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp)
+    if run.reweighter is not None:
+        state["reweighter"] = run.reweighter.state_dict()
+    with unpadded(run.model, run.vocab_size):
+        save_checkpoint(checkpoint_dir / f"step-{run.step}", run.model, run.tokenizer, state)
+    if previous is not None and checkpoint_step(previous) not in run.cfg.checkpoints:
+        shutil.rmtree(previous)
+
+
+def finish(run: Run) -> dict:
+    """Write the trained model and the training log (rank 0); returns the log."""
+    if run.vocab_size is not None:  # the caller gets the model as its tokenizer sees it
+        unpad_vocabulary(run.model, run.vocab_size)
+    summary = training_summary(run)
+    if run.ranks.main:
+        with atomic_path(run.out_dir / "model", directory=True) as tmp:
+            run.model.save_pretrained(tmp)
+            if run.tokenizer is not None:
+                run.tokenizer.save_pretrained(tmp)
             (tmp / "training.json").write_text(
                 json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=2)
             )
-        write_json(out_dir / "train_log.json", summary)
+        write_json(run.out_dir / "train_log.json", summary)
     distributed.barrier()  # no rank goes on (e.g. to evaluate) before the model is written
     return summary
+
+
+def training_summary(run: Run) -> dict:
+    """What ``train_log.json`` holds: the settings, the tokens seen, the whole loss log."""
+    names, tokens_seen = run.mixture.names, run.tokens_seen
+    return {
+        "config": asdict(run.cfg),
+        "domains": names,
+        "weights": run.mixture.weights,
+        "tokens_per_domain": dict(zip(names, tokens_seen.tolist())),
+        "tokens_total": int(tokens_seen.sum()),
+        "final_loss": run.log[-1]["loss"] if run.log else None,
+        "tokens_per_second": run.tokens_per_second,
+        "device": str(run.device),
+        "ranks": run.ranks.world,
+        "resumed_from_step": run.resumed_from,
+        "fingerprint": run.fingerprint,
+        "log": run.log,
+        **({"reweighting": run.reweighter.summary(names)} if run.reweighter is not None else {}),
+        **(run.metadata or {}),
+    }
 
 
 def token_streams(

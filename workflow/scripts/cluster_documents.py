@@ -1,6 +1,6 @@
 import faiss
 
-from chameleon_mix.clusters import cluster_documents
+from chameleon_mix.clusters.report import cluster_documents
 from chameleon_mix.io import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):

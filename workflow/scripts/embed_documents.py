@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from chameleon_mix.clusters import embed_documents_to_files
+from chameleon_mix.clusters.documents import embed_documents_to_files
 from chameleon_mix.io import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):

@@ -1,4 +1,4 @@
-from chameleon_mix.clusters import labelled_comparison
+from chameleon_mix.clusters.report import labelled_comparison
 from chameleon_mix.io import logged
 
 with logged(snakemake.log[0]):

@@ -1,7 +1,7 @@
 from dataclasses import asdict
 from pathlib import Path
 
-from chameleon_mix.clusters import cluster_shards
+from chameleon_mix.clusters.assignments import cluster_shards
 from chameleon_mix.io import logged
 from chameleon_mix.shards import sample_domain, sample_partition
 

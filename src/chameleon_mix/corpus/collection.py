@@ -95,17 +95,9 @@ def collect(
     is written.
     """
     collector = _resolve(name)
-    if max_documents < 1 or min_chars < 1 or max_chars < min_chars:
-        raise ValueError(
-            f"collector {collector.name!r}: need max_documents >= 1 and 1 <= min_chars <= max_chars"
-        )
-    if max_rejected_fraction is None:
-        max_rejected_fraction = MAX_REJECTED_FRACTION
-    if not 0.0 <= max_rejected_fraction <= 1.0:
-        raise ValueError(
-            f"collector {collector.name!r}: max_rejected_fraction must lie in [0, 1], "
-            f"not {max_rejected_fraction}"
-        )
+    max_rejected_fraction = _check_limits(
+        collector, max_documents, max_chars, min_chars, max_rejected_fraction
+    )
     check = LanguageCheck(collector.language) if collector.language else None
     reason = missing_reason(collector)
     if reason is not None:
@@ -115,41 +107,21 @@ def collect(
     _report_declared(collector, "Python distributions", installed)
     _report_declared(collector, "Debian packages", debian)
     candidates = _candidates(collector, installed, debian)
-
-    written = total_bytes = 0
-    seen: set[bytes] = set()  # identical texts (the same MIT licence 30 times) add nothing
-    used: dict[str, dict[str, str]] = {}  # source file -> its package, version and sha256
     with (
         atomic_path(out_path) as temporary,
         open(temporary, "w", encoding="utf-8", newline="\n") as out,
     ):
-        for path in candidates:
-            if written >= max_documents:
-                break
-            data = read(path)
-            if data is None:
-                continue
-            written_before = written
-            for document in _file_documents(collector, path, data, max_chars, min_chars, check):
-                encoded = document["text"].encode("utf-8")
-                digest = hashlib.blake2b(encoded, digest_size=16).digest()
-                if digest in seen:
-                    continue
-                seen.add(digest)
-                out.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
-                written += 1
-                total_bytes += len(encoded)
-                if written >= max_documents:
-                    break
-            if written > written_before:
-                package, version = (
-                    installed.files.get(path) or debian.files.get(path) or owner(path)
-                )
-                used[str(path)] = {
-                    "package": package,
-                    "version": version,
-                    "sha256": hashlib.sha256(data).hexdigest(),  # of the bytes actually read
-                }
+        written, total_bytes, used = _write_documents(
+            out,
+            collector,
+            candidates,
+            installed,
+            debian,
+            max_documents,
+            max_chars,
+            min_chars,
+            check,
+        )
         if check is not None:
             check.enforce(collector.name, collector.description, max_rejected_fraction)
         if written == 0:
@@ -162,14 +134,8 @@ def collect(
             "documents": written,
             "bytes": total_bytes,
             "sources": [{**source, "path": path} for path, source in sorted(used.items())],
+            **_declared_versions(collector, installed, debian),
         }
-        if collector.distributions:
-            manifest["distributions"] = installed.versions
-            manifest["missing_distributions"] = list(installed.missing)
-        if collector.debian_packages:
-            manifest["debian_packages"] = debian.versions
-            manifest["missing_debian_packages"] = list(debian.missing)
-            manifest["debian_packages_at_other_versions"] = debian.other_versions
         if check is not None:
             manifest["language_check"] = {
                 **check.summary(),
@@ -178,6 +144,88 @@ def collect(
         # The manifest goes first: a JSONL file that exists always has one.
         write_json(manifest_path, manifest)
     return written
+
+
+def _check_limits(
+    collector: Collector,
+    max_documents: int,
+    max_chars: int,
+    min_chars: int,
+    max_rejected_fraction: float | None,
+) -> float:
+    """Check :func:`collect`'s limits; returns the share of rejected paragraphs allowed."""
+    if max_documents < 1 or min_chars < 1 or max_chars < min_chars:
+        raise ValueError(
+            f"collector {collector.name!r}: need max_documents >= 1 and 1 <= min_chars <= max_chars"
+        )
+    if max_rejected_fraction is None:
+        max_rejected_fraction = MAX_REJECTED_FRACTION
+    if not 0.0 <= max_rejected_fraction <= 1.0:
+        raise ValueError(
+            f"collector {collector.name!r}: max_rejected_fraction must lie in [0, 1], "
+            f"not {max_rejected_fraction}"
+        )
+    return max_rejected_fraction
+
+
+def _write_documents(
+    out,
+    collector: Collector,
+    candidates: list[Path],
+    installed: DeclaredFiles,
+    debian: DeclaredFiles,
+    max_documents: int,
+    max_chars: int,
+    min_chars: int,
+    check: LanguageCheck | None,
+) -> tuple[int, int, dict[str, dict[str, str]]]:
+    """Write the documents of the ``candidates``, in order, to ``out`` as JSON lines, each text
+    once, until ``max_documents``: returns the documents written, their UTF-8 bytes, and each
+    source file they came from -> its package, version and sha256."""
+    written = total_bytes = 0
+    seen: set[bytes] = set()  # identical texts (the same MIT licence 30 times) add nothing
+    used: dict[str, dict[str, str]] = {}
+    for path in candidates:
+        if written >= max_documents:
+            break
+        data = read(path)
+        if data is None:
+            continue
+        written_before = written
+        for document in _file_documents(collector, path, data, max_chars, min_chars, check):
+            encoded = document["text"].encode("utf-8")
+            digest = hashlib.blake2b(encoded, digest_size=16).digest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            out.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
+            written += 1
+            total_bytes += len(encoded)
+            if written >= max_documents:
+                break
+        if written > written_before:
+            package, version = installed.files.get(path) or debian.files.get(path) or owner(path)
+            used[str(path)] = {
+                "package": package,
+                "version": version,
+                "sha256": hashlib.sha256(data).hexdigest(),  # of the bytes actually read
+            }
+    return written, total_bytes, used
+
+
+def _declared_versions(
+    collector: Collector, installed: DeclaredFiles, debian: DeclaredFiles
+) -> dict[str, Any]:
+    """The manifest's versions of the packages the collector declares, and those missing."""
+    versions: dict[str, Any] = {}
+    if collector.distributions:
+        versions["distributions"] = installed.versions
+        versions["missing_distributions"] = list(installed.missing)
+    if collector.debian_packages:
+        versions["debian_packages"] = debian.versions
+        versions["missing_debian_packages"] = list(debian.missing)
+        versions["debian_packages_at_other_versions"] = debian.other_versions
+    return versions
 
 
 def _resolve(name: str | Collector) -> Collector:

@@ -1,0 +1,62 @@
+"""The training rules' launcher runs the workflow's own Python, whatever is on the PATH."""
+
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from chameleon_mix.launch import launcher
+
+# The PATH of a shell that finds no python and no torchrun at all.
+BARE = {**os.environ, "PATH": "/nonexistent", "OMP_NUM_THREADS": "1"}
+
+
+def run_bare(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["/bin/sh", "-c", command], env=BARE, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_one_gpu_runs_this_python_without_a_python_on_the_path():
+    assert launcher(1) == launcher(0) == shlex.quote(sys.executable)
+    printed = run_bare(f"{launcher(1)} -c 'import sys; print(sys.executable)'")
+    assert printed.returncode == 0 and printed.stdout.strip() == sys.executable, printed.stderr
+    # The rules' command line: this Python finds the launch module and reports the bad job.
+    job = run_bare(f"{launcher(1)} -m chameleon_mix.launch no_such_job '{{}}' job.log 1")
+    assert job.returncode == 1
+    assert "no training job 'no_such_job'" in job.stderr, job.stderr
+
+
+def test_several_gpus_run_torchrun_of_this_python(tmp_path):
+    assert launcher(2) == (
+        f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node=2"
+    )
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import os, sys\n"
+        "print(os.environ['RANK'], os.environ['WORLD_SIZE'], sys.executable, flush=True)\n"
+    )
+    ranks = run_bare(f"{launcher(2)} {shlex.quote(str(script))}")
+    assert ranks.returncode == 0, ranks.stderr[-3000:]
+    lines = sorted(line.split(" ", 2) for line in ranks.stdout.splitlines())
+    assert lines == [["0", "2", sys.executable], ["1", "2", sys.executable]]
+
+
+def test_several_nodes_run_one_torchrun_of_this_python_per_node():
+    command = launcher(8, nodes=2)
+    python = shlex.quote(sys.executable)
+    assert command.startswith(
+        f"srun --ntasks-per-node=1 {python} -m torch.distributed.run --nnodes=2 "
+        "--nproc_per_node=4 --rdzv_id=$SLURM_JOB_ID"
+    )
+    with pytest.raises(ValueError, match="3 GPUs do not split evenly over 2 nodes"):
+        launcher(3, nodes=2)
+
+
+def test_a_python_in_a_folder_with_spaces_is_quoted(monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/opt/my env/bin/python")
+    assert launcher(1) == "'/opt/my env/bin/python'"
+    assert launcher(4).startswith("'/opt/my env/bin/python' -m torch.distributed.run ")
+    assert shlex.split(launcher(1)) == ["/opt/my env/bin/python"]
