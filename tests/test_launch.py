@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from chameleon_mix.launch import launcher
+from chameleon_mix.launch import launcher, shell_prefix
 
 # The PATH of a shell that finds no python and no torchrun at all.
 BARE = {**os.environ, "PATH": "/nonexistent", "OMP_NUM_THREADS": "1"}
@@ -15,12 +15,16 @@ BARE = {**os.environ, "PATH": "/nonexistent", "OMP_NUM_THREADS": "1"}
 
 def run_bare(command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["/bin/sh", "-c", command], env=BARE, capture_output=True, text=True, timeout=300
+        ["/bin/sh", "-c", shell_prefix() + command],
+        env=BARE,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
 def test_one_gpu_runs_this_python_without_a_python_on_the_path():
-    assert launcher(1) == launcher(0) == shlex.quote(sys.executable)
+    assert launcher(1) == launcher(0) == '"$PYTHON"'  # no machine's path in the rules' params
     printed = run_bare(f"{launcher(1)} -c 'import sys; print(sys.executable)'")
     assert printed.returncode == 0 and printed.stdout.strip() == sys.executable, printed.stderr
     # The rules' command line: this Python finds the launch module and reports the bad job.
@@ -30,9 +34,7 @@ def test_one_gpu_runs_this_python_without_a_python_on_the_path():
 
 
 def test_several_gpus_run_torchrun_of_this_python(tmp_path):
-    assert launcher(2) == (
-        f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone --nproc_per_node=2"
-    )
+    assert launcher(2) == '"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node=2'
     script = tmp_path / "rank.py"
     script.write_text(
         "import os, sys\n"
@@ -46,17 +48,19 @@ def test_several_gpus_run_torchrun_of_this_python(tmp_path):
 
 def test_several_nodes_run_one_torchrun_of_this_python_per_node():
     command = launcher(8, nodes=2)
-    python = shlex.quote(sys.executable)
     assert command.startswith(
-        f"srun --ntasks-per-node=1 {python} -m torch.distributed.run --nnodes=2 "
+        'srun --ntasks-per-node=1 "$PYTHON" -m torch.distributed.run --nnodes=2 '
         "--nproc_per_node=4 --rdzv_id=$SLURM_JOB_ID"
     )
     with pytest.raises(ValueError, match="3 GPUs do not split evenly over 2 nodes"):
         launcher(3, nodes=2)
 
 
-def test_a_python_in_a_folder_with_spaces_is_quoted(monkeypatch):
-    monkeypatch.setattr(sys, "executable", "/opt/my env/bin/python")
-    assert launcher(1) == "'/opt/my env/bin/python'"
-    assert launcher(4).startswith("'/opt/my env/bin/python' -m torch.distributed.run ")
-    assert shlex.split(launcher(1)) == ["/opt/my env/bin/python"]
+def test_a_python_in_a_folder_with_spaces_is_quoted(monkeypatch, tmp_path):
+    folder = tmp_path / "my env"
+    folder.mkdir()
+    (folder / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(folder / "python"))
+    assert shell_prefix() == f"PYTHON={shlex.quote(str(folder / 'python'))}; "
+    printed = run_bare(f"{launcher(1)} -c 'print(1 + 1)'")
+    assert printed.returncode == 0 and printed.stdout.strip() == "2", printed.stderr

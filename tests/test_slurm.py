@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -101,7 +100,7 @@ def test_embedding_groups_cannot_outgrow_a_node():
 def test_profile_gives_every_planned_gpu_job_a_gpu(tmp_path):
     """A dry run of the whole comparison with the shipped profile: the names in the profile
     are the workflow's rules, and only the GPU rules land on the GPU partition with a GPU."""
-    extra = {"small-ft": small_finetune_dataset(), "mixed": mixed_dataset(["web"])}
+    extra = {"small-ft": small_finetune_dataset(), "mixed": mixed_dataset(["web", "code"])}
     write_config(tmp_path, small_config(DOMAINS, extra))
     mixed_source(tmp_path / "data")  # 4 files: 4 partition jobs
     run = subprocess.run(
@@ -350,11 +349,11 @@ def test_profile_plans_torchrun_for_a_multi_gpu_train_base(tmp_path):
         if head and command:
             commands[head.group(1)] = command.group(1)
     launch = "-m chameleon_mix.launch {} '{{"
-    python = shlex.quote(sys.executable)  # snakemake's own, as the launcher takes it
+    # $PYTHON: snakemake's own interpreter, set where the command runs (launch.shell_prefix)
     assert commands["train_base"].startswith(
-        f"{python} -m torch.distributed.run --standalone --nproc_per_node=4 "
+        '"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node=4 '
         + launch.format("train_base")
     )
-    assert commands["train_proxy"].startswith(f"{python} {launch.format('train_proxy')}")
+    assert commands["train_proxy"].startswith(f'"$PYTHON" {launch.format("train_proxy")}')
     # The job's threads follow --cores: they are an argument, not part of the compared params.
     assert re.search(r"\.log \d+$", commands["train_base"]), commands["train_base"]

@@ -4,8 +4,8 @@ Snakemake's ``script:`` runs one Python process, so the training rules use ``she
 
     {launcher} -m chameleon_mix.launch <job> <job JSON> <log> <threads>
 
-where the launcher (:func:`launcher`) is this Python for a job with at most one GPU, and
-torchrun with a process per GPU otherwise; the JSON (:func:`job_json`) holds the job's input and
+where the launcher (:func:`launcher`) is this Python (``$PYTHON``, :func:`shell_prefix`) for a
+job with at most one GPU, and torchrun with a process per GPU otherwise; the JSON (:func:`job_json`) holds the job's input and
 output files, wildcards and settings. The threads come apart from it: the JSON is a rule
 parameter, which Snakemake compares with the last run's, and the threads a job gets follow
 ``--cores``, which must not rerun it. Each process runs the job's module
@@ -46,21 +46,29 @@ class Job:
         self.threads, self.log = spec["threads"], Files({"log": log})
 
 
-def launcher(gpus: int, nodes: int = 1) -> str:
-    """The command that starts a job's processes: one per GPU, over ``nodes`` nodes.
+PYTHON = '"$PYTHON"'  # the interpreter in a rule's command: set by shell_prefix() where it runs
 
-    Every process runs this Python (``sys.executable``, the workflow's own environment), not
-    whichever ``python`` or ``torchrun`` comes first on the PATH; torchrun is started as
-    ``python -m torch.distributed.run``. ``gpus`` counts the job's GPUs on all its nodes. On
-    several nodes each node runs one torchrun (``srun``), which meet through the c10d
-    rendezvous on the job's first node.
+
+def shell_prefix() -> str:
+    """What the workflow puts before every shell command: ``$PYTHON`` is this Python
+    (``sys.executable``, the workflow's own environment), not whichever ``python`` or
+    ``torchrun`` comes first on the PATH. The rules' params name ``$PYTHON``, never a path,
+    so moving the environment reruns nothing."""
+    return f"PYTHON={shlex.quote(sys.executable)}; "
+
+
+def launcher(gpus: int, nodes: int = 1) -> str:
+    """The command that starts a job's processes: one per GPU, over ``nodes`` nodes, each
+    running ``$PYTHON`` (:func:`shell_prefix`); torchrun is ``$PYTHON -m
+    torch.distributed.run``. ``gpus`` counts the job's GPUs on all its nodes. On several nodes
+    each node runs one torchrun (``srun``), which meet through the c10d rendezvous on the
+    job's first node.
     """
-    python = shlex.quote(sys.executable)
     if gpus <= 1 and nodes <= 1:
-        return python
+        return PYTHON
     if gpus % nodes:
         raise ValueError(f"{gpus} GPUs do not split evenly over {nodes} nodes")
-    torchrun = f"{python} -m torch.distributed.run"
+    torchrun = f"{PYTHON} -m torch.distributed.run"
     if nodes == 1:
         return f"{torchrun} --standalone --nproc_per_node={gpus}"
     return (

@@ -216,7 +216,9 @@ def _zstd_chunks(path: Path, progress) -> Iterator[bytes]:
                 else:
                     chunk, in_frame = b"", True
     if consumed == 0:
-        raise _broken_file(path, "the file is empty: no zstd frame (zstd itself refuses it)", "0 bytes")
+        raise _broken_file(
+            path, "the file is empty: no zstd frame (zstd itself refuses it)", "0 bytes"
+        )
     if in_frame:
         raise _broken_file(
             path,

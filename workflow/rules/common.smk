@@ -4,7 +4,7 @@ to the plan (chameleon_mix.plan). Every decision lives there, tested without Sna
 
 from chameleon_mix.config import ConfigError
 from chameleon_mix.corpus import COLLECTORS
-from chameleon_mix.launch import job_json, launcher
+from chameleon_mix.launch import job_json, launcher, shell_prefix
 from chameleon_mix.methods import METHODS, reweighted_proxies
 from chameleon_mix.plan import Plan
 
@@ -16,6 +16,7 @@ except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
 DEFAULT_DATASET = PLAN.default_dataset
+shell.prefix(shell_prefix())  # $PYTHON, the training rules' interpreter: this one
 SAFE = "[A-Za-z0-9][A-Za-z0-9_.+-]*"
 
 
@@ -103,5 +104,5 @@ def training_job(settings):
 
 
 def job_launcher(wildcards, resources):
-    """``python``, or torch's launcher with a process per GPU when the job has several."""
+    """``$PYTHON``, or torch's launcher with a process per GPU when the job has several."""
     return launcher(resources.gpu, getattr(resources, "nodes", 1))
