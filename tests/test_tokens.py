@@ -354,3 +354,80 @@ def test_peak_memory_of_training_does_not_grow_with_the_shard(tmp_path, tokenize
     grown = peaks[10000] - peaks[2500]
     print(f"train tokens {sizes}: peak RSS {peaks} bytes, grown by {grown / 2**20:.1f} MiB")
     assert grown < 0.1 * 133 * (sizes[10000] - sizes[2500]), (sizes, peaks)
+
+
+@pytest.fixture(scope="module")
+def embedding_model(token_dirs, tokenizer_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    train_from_scratch(token_dirs, tokenizer_dir, TINY, {**SCHEDULE, "steps": 2}, out)
+    return out / "model"
+
+
+def damaged_copy(token_dir, tmp_path, damage):
+    import shutil
+
+    copy = tmp_path / "tokens" / token_dir.name
+    shutil.copytree(token_dir, copy)
+    damage(copy)
+    return copy
+
+
+def cut(path, share=0.3):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+
+
+def zero_middle(path, size=64):
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + size] = bytes(size)
+    path.write_bytes(bytes(data))
+
+
+EMBEDDING = {"samples": 6, "seq_len": 16, "sampling": "stream", "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda d: cut(d / "train.bin"),
+            r"train\.bin: holds [\d,]+ bytes, not the [\d,]+ tokens x 2",
+        ),
+        (
+            lambda d: zero_middle(d / "train.bin"),
+            r"train\.bin: its sha256 is \w+…, stats\.json records",
+        ),
+        (lambda d: cut(d / "stats.json", 0.5), r"stats\.json: not valid JSON"),
+        (lambda d: cut(d / "train.offsets.npy", 0.9), r"train\.offsets\.npy: "),
+    ],
+    ids=["truncated", "zeroed", "stats.json", "offsets"],
+)
+def test_damaged_token_files_stop_every_reader_before_it_writes(
+    damage, message, token_dirs, embedding_model, tokenizer_dir, tmp_path
+):
+    """A cut, zeroed or garbled token file is named, with the fix, by the embedding, the
+    trainer and the export; none of them writes a result from it."""
+    from chameleon_mix.export import write_megatron_dataset
+
+    damaged = damaged_copy(token_dirs["code"], tmp_path, damage)
+    fix = rf"delete {damaged} and rerun its tokenize_domain job"
+    out = tmp_path / "out"
+    paths = [out / "code.npy", out / "code.samples.npy", out / "code.json"]
+    with pytest.raises(ValueError, match=rf"{message}.*{fix}"):
+        embed_domain_to_files(embedding_model, "final", damaged, EMBEDDING, *paths, "tiny")
+    if "offsets" not in message:
+        with pytest.raises(ValueError, match=message):
+            train_from_scratch(
+                {"code": damaged, "prose": token_dirs["prose"]}, tokenizer_dir, TINY, SCHEDULE, out
+            )
+    with pytest.raises(ValueError, match=message):
+        write_megatron_dataset(damaged, out / "megatron" / "code")
+    assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_the_embedding_records_the_hash_of_what_it_read(token_dirs, embedding_model, tmp_path):
+    paths = [tmp_path / "code.npy", tmp_path / "code.samples.npy", tmp_path / "code.json"]
+    embed_domain_to_files(embedding_model, "final", token_dirs["code"], EMBEDDING, *paths, "tiny")
+    digest = hashlib.sha256((token_dirs["code"] / "train.bin").read_bytes()).hexdigest()
+    assert json.loads(paths[2].read_text())["tokens_sha256"] == digest

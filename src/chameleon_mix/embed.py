@@ -230,11 +230,12 @@ def embed_domain_to_files(
     """
     from .io import atomic_path, write_json
     from .model import architecture, load_pretrained
-    from .tokens import check_tokenizer, read_offsets, read_tokens
+    from .tokens import check_tokenizer, read_offsets, read_tokens, verify_token_file
 
     path = checkpoint_dir(model_dir, checkpoint)
     model, tokenizer = load_pretrained(path)
-    stats = check_tokenizer(token_dir, tokenizer, f"the tokenizer of {path}")
+    check_tokenizer(token_dir, tokenizer, f"the tokenizer of {path}")
+    digest = verify_token_file(token_dir, "train")  # the hash of what is embedded
     spec = architecture(model.config)
     result = embed_domain(
         model,
@@ -269,7 +270,7 @@ def embed_domain_to_files(
             "include_padding": settings.get("include_padding", False),
             "seed": settings.get("seed", 0),
             "dtype": "bfloat16" if torch.cuda.is_available() and device != "cpu" else "float32",
-            "tokens_sha256": stats["splits"]["train"]["sha256"],
+            "tokens_sha256": digest,
         },
     )
     return result

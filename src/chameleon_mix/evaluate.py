@@ -123,13 +123,14 @@ def domain_perplexities(
     model's tokenizer), written as JSON (domain -> tokens, nll, perplexity)."""
     from .model import load_model
     from .tokenizer import load_tokenizer
-    from .tokens import check_tokenizer, documents, read_offsets, read_tokens
+    from .tokens import check_tokenizer, documents, read_offsets, read_tokens, verify_token_file
 
     tokenizer = load_tokenizer(model_dir)
     model = load_model(model_dir)
     results = {}
     for domain, directory in tokens.items():
         check_tokenizer(directory, tokenizer, f"the tokenizer of {model_dir}")
+        verify_token_file(directory, "test")
         test = documents(read_tokens(directory, "test"), read_offsets(directory, "test"))
         if not test:
             raise ValueError(

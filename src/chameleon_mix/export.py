@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from .io import atomic_path
-from .tokens import read_offsets, read_stats, read_tokens
+from .tokens import read_offsets, read_stats, read_tokens, verify_token_file
 
 # Megatron's indexed dataset stores no uint32 (its DType codes stop at uint16): larger
 # vocabularies are written as int32, which holds every id below 2**31.
@@ -55,6 +55,7 @@ def write_megatron_dataset(token_dir: str | Path, prefix: str | Path) -> dict:
     from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     stats = read_stats(token_dir)
+    verify_token_file(token_dir, "train")
     tokens, offsets = read_tokens(token_dir, "train"), read_offsets(token_dir, "train")
     if len(offsets) < 2:
         raise ValueError(

@@ -201,7 +201,7 @@ def regmix_run(
     from .io import write_json
     from .model import build_model, model_spec
     from .tokenizer import load_tokenizer
-    from .tokens import documents, read_offsets, read_tokens
+    from .tokens import documents, read_offsets, read_tokens, verify_token_file
     from .train import TrainConfig, token_streams, train
 
     cfg = TrainConfig(**train_config)
@@ -226,6 +226,7 @@ def regmix_run(
     spec = {**model_spec(model), "vocab_size": len(tokenizer)}  # the LM head's FLOPs need it
     losses, evaluated = {}, 0
     for name, directory in tokens.items():
+        verify_token_file(directory, "val")
         val = documents(read_tokens(directory, "val"), read_offsets(directory, "val"))
         scored = perplexity(net, val, tokenizer.eos_token_id, seq_len=cfg.seq_len)
         losses[name] = scored["nll"] / scored["tokens"]

@@ -185,6 +185,14 @@ def token_dirs(domains, stats_files) -> dict[str, Path]:
     return {domain: Path(stats).parent for domain, stats in zip(domains, stats_files, strict=True)}
 
 
+def _damaged(path: Path, what: str) -> ValueError:
+    token_dir = path.parent
+    return ValueError(
+        f"{path}: {what}; the token files are damaged: delete {token_dir} and rerun its "
+        f"tokenize_domain job (snakemake --forcerun tokenize_domain {token_dir / 'stats.json'})"
+    )
+
+
 def read_stats(out_dir: str | Path) -> dict:
     path = Path(out_dir) / "stats.json"
     if not path.is_file():
@@ -192,23 +200,66 @@ def read_stats(out_dir: str | Path) -> dict:
             f"{out_dir} holds no token files (no stats.json); the tokenize_domain rule writes "
             "them: snakemake results/<dataset>/tokens/<domain>/stats.json"
         )
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _damaged(path, f"not valid JSON ({err})") from None
+
+
+def _checked_bin(out_dir: str | Path, split: str, stats: dict) -> Path:
+    """A split's ``.bin``, after checking it holds exactly the tokens ``stats.json`` counts."""
+    if split not in stats["splits"]:
+        raise ValueError(f"{out_dir} holds no {split!r} split (has: {', '.join(stats['splits'])})")
+    tokens, itemsize = stats["splits"][split]["tokens"], np.dtype(stats["dtype"]).itemsize
+    path = Path(out_dir) / f"{split}.bin"
+    size = path.stat().st_size if path.is_file() else None
+    if size != tokens * itemsize:
+        found = "is missing" if size is None else f"holds {size:,} bytes"
+        raise _damaged(path, f"{found}, not the {tokens:,} tokens x {itemsize} bytes of stats.json")
+    return path
+
+
+def verify_token_file(out_dir: str | Path, split: str) -> str:
+    """The sha256 of a split's ``.bin`` as read now, after checking it is the one
+    ``stats.json`` records (streamed, 1 MB at a time): in-place damage the size check of
+    :func:`read_tokens` cannot see. Jobs whose result stands for a whole file (an
+    embedding, an export, a training run, an evaluation) call it before they write anything."""
+    from .io import sha256_file
+
+    stats = read_stats(out_dir)
+    path = _checked_bin(out_dir, split, stats)
+    expected, actual = stats["splits"][split]["sha256"], sha256_file(path)
+    if actual != expected:
+        raise _damaged(path, f"its sha256 is {actual[:12]}…, stats.json records {expected[:12]}…")
+    return actual
 
 
 def read_tokens(out_dir: str | Path, split: str) -> np.ndarray:
-    """A split's token stream, memory-mapped read-only (an empty split: an empty array)."""
+    """A split's token stream, memory-mapped read-only (an empty split: an empty array), after
+    checking the file holds exactly the tokens ``stats.json`` counts (a cut file is refused)."""
     stats = read_stats(out_dir)
-    if split not in stats["splits"]:
-        raise ValueError(f"{out_dir} holds no {split!r} split (has: {', '.join(stats['splits'])})")
+    path = _checked_bin(out_dir, split, stats)
     dtype = np.dtype(stats["dtype"]).newbyteorder("<")
     if stats["splits"][split]["tokens"] == 0:
         return np.empty(0, dtype=dtype)  # mmap cannot map an empty file
-    return np.memmap(Path(out_dir) / f"{split}.bin", dtype=dtype, mode="r")
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def read_offsets(out_dir: str | Path, split: str) -> np.ndarray:
-    """A split's document offsets (documents + 1,) int64."""
-    return np.load(Path(out_dir) / f"{split}.offsets.npy")
+    """A split's document offsets (documents + 1,) int64, checked against ``stats.json``:
+    from 0 to the split's token count, never decreasing."""
+    split_stats = read_stats(out_dir)["splits"][split]
+    path = Path(out_dir) / f"{split}.offsets.npy"
+    try:
+        offsets = np.load(path)
+    except (ValueError, OSError, EOFError) as err:
+        raise _damaged(path, f"not a readable .npy ({err})") from None
+    documents, tokens = split_stats["documents"], split_stats["tokens"]
+    if offsets.shape != (documents + 1,) or offsets.dtype != np.int64:
+        raise _damaged(path, f"{offsets.dtype} {offsets.shape}, not {documents + 1} int64 offsets")
+    if offsets[0] != 0 or offsets[-1] != tokens or np.any(np.diff(offsets) < 0):
+        raise _damaged(path, f"the offsets do not run from 0 up to the {tokens:,} tokens")
+    return offsets
 
 
 def check_tokenizer(out_dir: str | Path, tokenizer, expected: str) -> dict:

@@ -586,13 +586,13 @@ def token_streams(
     """Each domain's train stream (domain -> token directory), memory-mapped, and its digest
     (the sha256 of its ``train.bin``), after checking the files were written by ``tokenizer``
     (``expected`` names it in the error)."""
-    from .tokens import check_tokenizer, read_tokens
+    from .tokens import check_tokenizer, read_tokens, verify_token_file
 
     streams, digests = {}, {}
     for name, directory in tokens.items():
-        stats = check_tokenizer(directory, tokenizer, expected)
+        check_tokenizer(directory, tokenizer, expected)
         streams[name] = read_tokens(directory, "train")
-        digests[name] = stats["splits"]["train"]["sha256"]
+        digests[name] = verify_token_file(directory, "train")
         print(f"{name}: {len(streams[name]):,} training tokens", flush=True)
     return streams, digests
 

@@ -93,11 +93,11 @@ def open_parts(
     """Each ``(domain, split, token_dir)`` part's tokens and document offsets, memory-mapped,
     after checking they were written by ``tokenizer`` (``expected`` names it in the error);
     and the index of the parts: where each one's documents start in the document order."""
-    from ..tokens import check_tokenizer, read_offsets, read_tokens
+    from ..tokens import check_tokenizer, read_offsets, read_tokens, verify_token_file
 
     streams, index, total = [], [], 0
     for domain, split, token_dir in parts:
-        stats = check_tokenizer(token_dir, tokenizer, expected)
+        check_tokenizer(token_dir, tokenizer, expected)
         offsets = read_offsets(token_dir, split)
         streams.append((read_tokens(token_dir, split), offsets))
         index.append(
@@ -106,7 +106,7 @@ def open_parts(
                 "split": split,
                 "start": total,
                 "documents": len(offsets) - 1,
-                "tokens_sha256": stats["splits"][split]["sha256"],
+                "tokens_sha256": verify_token_file(token_dir, split),
             }
         )
         total += len(offsets) - 1
