@@ -431,3 +431,28 @@ def test_the_embedding_records_the_hash_of_what_it_read(token_dirs, embedding_mo
     embed_domain_to_files(embedding_model, "final", token_dirs["code"], EMBEDDING, *paths, "tiny")
     digest = hashlib.sha256((token_dirs["code"] / "train.bin").read_bytes()).hexdigest()
     assert json.loads(paths[2].read_text())["tokens_sha256"] == digest
+
+
+def test_a_long_document_is_encoded_in_pieces_with_the_ids_of_one_call(
+    tokenizer_dir, tmp_path, monkeypatch
+):
+    """A document over PIECE_BYTES is encoded piece by piece, split at word boundaries; its
+    ids equal one call's, and so do its neighbours'. (Pieces of 4 KB: hundreds of splits.)"""
+    monkeypatch.setattr(tokens_module, "PIECE_BYTES", 4096)
+    tokenizer = load_tokenizer(tokenizer_dir)
+    words = ["river", "mill", "déjà", "vu", "x=1;", "42", "naïve", "spring", "\n", "  ", "ünïcödé"]
+    rng = np.random.default_rng(0)
+    book = " ".join(rng.choice(words, size=200_000)) + " the end"
+    texts = ["a short one", book, "another short one"]
+    assert len(book.encode()) > 3 * tokens_module.PIECE_BYTES
+    shard = tmp_path / "shard.parquet"
+    pq.write_table(pa.table({"text": texts}), shard)
+    write_token_files({"train": shard}, tokenizer_dir, tmp_path / "tokens")
+    ids = read_tokens(tmp_path / "tokens", "train")
+    expected = [
+        tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        for t in texts
+    ]
+    assert ids.tolist() == [i for doc in expected for i in doc]
+    offsets = read_offsets(tmp_path / "tokens", "train")
+    assert np.diff(offsets).tolist() == [len(doc) for doc in expected]

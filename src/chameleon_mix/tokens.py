@@ -14,15 +14,22 @@ and the sha256 of the ``.bin``.
 
 Writing streams: the parquet shard is read in record batches of ``batch_documents`` rows, each
 batch is encoded by the tokenizers library's batch encoder (parallel over its Rust threads; a
-batch of long documents in calls of at most ``MAX_CHARS_PER_ENCODE`` characters) and appended
+batch of long documents in calls of at most ``MAX_CHARS_PER_ENCODE`` characters, a document
+over ``PIECE_BYTES`` in pieces split at word boundaries, with the ids of one call) and appended
 to the ``.bin``; the offsets go straight into a preallocated ``.npy`` memmap. Memory therefore
-stays at one batch whatever the size of the shard. The directory appears whole or not at all.
+stays at one batch whatever the size of the shard or of its largest document. The directory
+appears whole or not at all.
+
+Readers check what they read (:func:`read_tokens`, :func:`read_offsets`: sizes and offsets
+against ``stats.json``, free; :func:`verify_token_file`: the streamed sha256, ~0.6 s per GB),
+so a cut or damaged file is named, with its fix, before a result is written from it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +39,12 @@ from .io import atomic_path, write_json
 SPLITS = ("train", "val", "test")
 UINT16_VOCABULARY = 65535  # the largest vocabulary stored as uint16
 MAX_CHARS_PER_ENCODE = 1 << 24  # ~4M tokens, ~150 MB of Python ids per encoder call
+# A longer document is encoded in pieces of about this many bytes, split where a space is
+# between two letters or digits: the tokenizer's pre-tokenization splits there too, so the
+# ids are those of one call, and memory is a piece's, not the document's (a 50 MB book
+# encoded at once peaked at 10 GB here).
+PIECE_BYTES = 1 << 16  # 64 KB: 516 MB peak for a 50 MB document, 577 MB at 256 KB, 3.4 GB at 4 MB
+BOUNDARY_CONTEXT = 256  # bytes each side of a split the pieces' ids are checked against
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -83,19 +96,81 @@ def _encode(
     return flat, lengths
 
 
-def _chunks(texts, max_chars: int):
+_WORD_BYTES = np.zeros(256, dtype=bool)
+_WORD_BYTES[[*range(48, 58), *range(65, 91), *range(97, 123)]] = True  # ASCII letters, digits
+
+
+def _split_points(data: np.ndarray, piece_bytes: int):
+    """Byte positions, about ``piece_bytes`` apart, of a space between two ASCII letters or
+    digits (never inside a UTF-8 sequence); the next piece starts with the space."""
+    start = 0
+    while len(data) - start > piece_bytes:
+        window = data[start + piece_bytes // 2 : start + piece_bytes]
+        spaces = np.flatnonzero(window[1:-1] == 0x20) + 1
+        spaces = spaces[_WORD_BYTES[window[spaces - 1]] & _WORD_BYTES[window[spaces + 1]]]
+        if not len(spaces):  # no word boundary here (a blob): look further on
+            start += piece_bytes // 2
+            continue
+        start += piece_bytes // 2 + int(spaces[-1])
+        yield start
+
+
+def _char_start(data: np.ndarray, position: int) -> int:
+    """The first position at or after ``position`` that starts a UTF-8 character."""
+    while position < len(data) and data[position] & 0xC0 == 0x80:
+        position += 1
+    return position
+
+
+def _long_document_ids(tokenizer, text, piece_bytes: int, batch: int = 8) -> Iterator[list[int]]:
+    """A long document's ids (without EOS), piece by piece, ``batch`` pieces to an encoder
+    call (in parallel, as short documents are): equal to one call's, checked at every split on
+    the text around it (a split this tokenizer merges across is dropped)."""
+    data = np.frombuffer(text.as_buffer(), dtype=np.uint8)
+
+    def encode(spans: list[tuple[int, int]]) -> list[list[int]]:
+        texts = [data[lo:hi].tobytes().decode() for lo, hi in spans]
+        return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    splits = list(_split_points(data, piece_bytes))
+    contexts = [
+        (_char_start(data, s - BOUNDARY_CONTEXT), s, _char_start(data, s + BOUNDARY_CONTEXT))
+        for s in splits
+    ]
+    for i in range(0, len(contexts), batch):
+        group = contexts[i : i + batch]
+        left = encode([(lo, s) for lo, s, _ in group])
+        right = encode([(s, hi) for _, s, hi in group])
+        whole = encode([(lo, hi) for lo, _, hi in group])
+        splits[i : i + len(group)] = [
+            s if a + b == w else None for (_, s, _), a, b, w in zip(group, left, right, whole)
+        ]
+    bounds = [0, *(s for s in splits if s is not None), len(data)]
+    spans = list(zip(bounds[:-1], bounds[1:]))
+    for i in range(0, len(spans), batch):
+        yield from encode(spans[i : i + batch])
+
+
+def _chunks(texts, max_chars: int, long_bytes: int):
     """Consecutive runs of documents (Arrow slices) of at most ``max_chars`` characters each,
-    or a single longer document: a batch of books must not become one huge list of ids."""
+    and each document of more than ``long_bytes`` bytes alone (it is encoded in pieces): a
+    batch of books must not become one huge list of ids."""
     import pyarrow.compute as pc
 
-    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    chars = pc.utf8_length(texts).to_numpy(zero_copy_only=False)
+    long = pc.binary_length(texts).to_numpy(zero_copy_only=False) > long_bytes
     start, size = 0, 0
-    for i, n in enumerate(lengths):
-        if i > start and size + n > max_chars:
+    for i, n in enumerate(chars):
+        if i > start and (long[i] or size + n > max_chars):
             yield texts.slice(start, i - start)
             start, size = i, 0
+        if long[i]:
+            yield texts.slice(i, 1)
+            start = i + 1
+            continue
         size += n
-    yield texts.slice(start)
+    if start < len(texts):
+        yield texts.slice(start)
 
 
 def _write_split(
@@ -115,8 +190,16 @@ def _write_split(
             if column.null_count:
                 row = done + column.is_null().to_numpy(zero_copy_only=False).argmax()
                 raise ValueError(f"{shard_path}: row {row} has no text; resample the domain")
-            for texts in _chunks(column, MAX_CHARS_PER_ENCODE):
-                flat, lengths = _encode(tokenizer, texts.to_pylist(), eos, dtype)
+            for texts in _chunks(column, MAX_CHARS_PER_ENCODE, PIECE_BYTES):
+                if len(texts) == 1 and texts[0].as_buffer().size > PIECE_BYTES:
+                    pieces = [
+                        np.asarray(ids, dtype=dtype)
+                        for ids in _long_document_ids(tokenizer, texts[0], PIECE_BYTES)
+                    ]
+                    flat = np.concatenate([*pieces, np.array([eos], dtype=dtype)])
+                    lengths = np.array([len(flat)], dtype=np.int64)
+                else:
+                    flat, lengths = _encode(tokenizer, texts.to_pylist(), eos, dtype)
                 data = flat.tobytes()
                 out.write(data)
                 digest.update(data)
