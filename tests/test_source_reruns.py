@@ -1,0 +1,104 @@
+"""What a domain's own source files change: editing, adding or removing one reruns that
+domain's shards, tokens and embedding and the weights, nothing else (Snakemake's dry run)."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAINS = {"rivers": "river", "mills": "mill", "springs": "spring"}
+
+
+def write_documents(path: Path, word: str, count: int, offset: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        json.dumps(
+            {"text": f"Document {i} about the {word}. " + f"The {word} {i % 7} is old. " * 12}
+        )
+        for i in range(offset, offset + count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def config(root: Path) -> dict:
+    domains = [
+        {"name": name, "source": {"files": str(root / "data" / name / "*.jsonl")}}
+        for name in DOMAINS
+    ]
+    return {
+        "datasets": {
+            "own": {
+                "proxy": "tiny",
+                "seed": 1,
+                "min_chars": 100,
+                "splits": {"train": 24, "val": 4, "test": 4},
+                "domains": domains,
+                "embedding": {"samples": 8, "seq_len": 32, "batch_size": 8},
+                "methods": ["uniform", "chameleon"],
+            }
+        },
+        "proxies": {
+            "tiny": {
+                "dataset": "own",
+                "domains": ["rivers", "mills"],  # springs is weighted, not trained on
+                "model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
+                "tokenizer": {"vocab_size": 300, "train_documents": 24},
+                "train": {"steps": 4, "batch_size": 4, "seq_len": 32, "warmup_steps": 1},
+            }
+        },
+    }
+
+
+def snakemake(workdir: Path, *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+        + ["--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def planned(workdir: Path) -> list[tuple[str, str]]:
+    out = snakemake(workdir, "-n", "results/own/weights.json")
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
+        head = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if head:
+            wildcards = re.search(r"wildcards: (.*)", block)
+            jobs.append((head.group(1), wildcards.group(1) if wildcards else ""))
+    return sorted(jobs)
+
+
+def test_a_changed_source_file_reruns_only_its_domain(tmp_path):
+    for name, word in DOMAINS.items():
+        write_documents(tmp_path / "data" / name / "part-0.jsonl", word, 20)
+        write_documents(tmp_path / "data" / name / "part-1.jsonl", word, 20, offset=20)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config(tmp_path)))
+    snakemake(tmp_path, "results/own/weights.json")
+    assert planned(tmp_path) == []
+
+    only_springs = [
+        ("embed_domain", "dataset=own, embedder=seed-0, ckpt=final, domain=springs"),
+        ("sample_shards", "dataset=own, domain=springs"),
+        ("tokenize_domain", "dataset=own, domain=springs"),
+        ("weights", "dataset=own"),
+    ]
+    springs = tmp_path / "data" / "springs"
+    write_documents(springs / "part-1.jsonl", "spring", 20, offset=100)  # edited in place
+    assert planned(tmp_path) == only_springs
+    snakemake(tmp_path, "results/own/weights.json")
+    write_documents(springs / "part-2.jsonl", "spring", 5, offset=200)  # added
+    assert planned(tmp_path) == only_springs
+    snakemake(tmp_path, "results/own/weights.json")
+    (springs / "part-2.jsonl").unlink()  # removed
+    assert planned(tmp_path) == only_springs
