@@ -185,6 +185,13 @@ def _write_split(
     offsets[0] = 0
     digest, done, tokens = hashlib.sha256(), 0, 0
     with open(out_dir / f"{split}.bin", "wb") as out:
+
+        def write(ids: np.ndarray) -> int:
+            data = ids.tobytes()
+            out.write(data)
+            digest.update(data)
+            return len(ids)
+
         for records in shard.iter_batches(batch_size=batch, columns=["text"]):
             column = records.column(0)
             if column.null_count:
@@ -192,19 +199,15 @@ def _write_split(
                 raise ValueError(f"{shard_path}: row {row} has no text; resample the domain")
             for texts in _chunks(column, MAX_CHARS_PER_ENCODE, PIECE_BYTES):
                 if len(texts) == 1 and texts[0].as_buffer().size > PIECE_BYTES:
-                    pieces = [
-                        np.asarray(ids, dtype=dtype)
-                        for ids in _long_document_ids(tokenizer, texts[0], PIECE_BYTES)
-                    ]
-                    flat = np.concatenate([*pieces, np.array([eos], dtype=dtype)])
-                    lengths = np.array([len(flat)], dtype=np.int64)
+                    # A long document: its pieces straight to the file, then its EOS.
+                    pieces = _long_document_ids(tokenizer, texts[0], PIECE_BYTES)
+                    written = sum(write(np.asarray(ids, dtype=dtype)) for ids in pieces)
+                    lengths = np.array([written + write(np.array([eos], dtype=dtype))])
                 else:
                     flat, lengths = _encode(tokenizer, texts.to_pylist(), eos, dtype)
-                data = flat.tobytes()
-                out.write(data)
-                digest.update(data)
+                    write(flat)
                 offsets[done + 1 : done + 1 + len(lengths)] = tokens + np.cumsum(lengths)
-                done, tokens = done + len(lengths), tokens + len(flat)
+                done, tokens = done + len(lengths), tokens + int(lengths.sum())
     offsets.flush()
     del offsets  # closes the memmap before the directory is moved into place
     return {
