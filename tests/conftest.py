@@ -1,6 +1,8 @@
-"""Small real training data shared by the model, training and finetuning tests, and a made-up
-Debian package for the tests of the declared demo corpus."""
+"""Small real training data shared by the model, training and finetuning tests, a made-up
+Debian package for the tests of the declared demo corpus, and the workflow tests' configs
+(the catalog's `.test/` files)."""
 
+import copy
 import gzip
 import os
 import struct
@@ -9,8 +11,32 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from chameleon_mix.tokenizer import train_tokenizer
+
+TEST_CONFIGS = Path(__file__).resolve().parents[1] / ".test"
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` on ``base``, mappings merged key by key, as Snakemake merges the files of
+    ``--configfile a.yaml b.yaml``; other values (lists too) are replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_test_config(*names: str) -> dict:
+    """The workflow test config ``.test/<name>.yaml``, each further file merged on top of the
+    ones before it: a fresh dict the test may change."""
+    config: dict = {}
+    for name in names:
+        config = merge(config, yaml.safe_load((TEST_CONFIGS / f"{name}.yaml").read_text()))
+    return config
 
 
 def domain_texts():

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import domain_texts
+from conftest import domain_texts, load_test_config
 from sklearn.metrics import adjusted_rand_score
 
 from chameleon_mix.clusters import cluster_names
@@ -323,17 +323,7 @@ def test_labelled_comparison_scores_each_model_on_the_labelled_domains(source, t
 def test_workflow_plans_one_clustering_and_per_cluster_jobs(tmp_path):
     from test_workflow import DOMAINS, planned_jobs, small_config, write_config
 
-    clustered = {
-        "proxy": "tiny",
-        "domains": {"cluster": {"k": 4, "dataset": "small"}},
-        "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
-        "methods": ["uniform", "chameleon"],
-        "seeds": [0, 1],
-        "base": {
-            "model": {"n_layer": 1, "n_head": 2, "n_embd": 32},
-            "train": {"steps": 10, "batch_size": 8, "seq_len": 32, "warmup_steps": 2},
-        },
-    }
+    clustered = load_test_config("config-clusters")["datasets"]["small-clusters"]
     write_config(tmp_path, small_config(DOMAINS, {"small-clusters": clustered}))
     jobs = Counter(
         rule for rule, _ in planned_jobs(tmp_path, "results/small-clusters/weights.json")

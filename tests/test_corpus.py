@@ -119,6 +119,7 @@ def test_collect_writes_documents_and_manifest(collected):
         assert all(d["lang"].split("_")[0] == language for d in documents)
 
 
+@pytest.mark.slow  # each collector twice more: about 1 s a collector, 25 s in all
 def test_runs_are_repeatable_and_prefix_consistent(collected, tmp_path):
     name, out, manifest = collected
     again_out, again_manifest = run(name, tmp_path)
@@ -699,6 +700,7 @@ def test_a_declared_debian_package_missing_or_at_another_version_is_reported(
         run(nothing, tmp_path)
 
 
+@pytest.mark.slow
 def test_demo_debian_collectors_ignore_a_newly_installed_package(tmp_path, extra_debian_package):
     """On this machine: a made-up package installed into the very directories the demo's
     Debian collectors read (as `apt-get install slurmd` adds changelogs, copyrights, man pages)

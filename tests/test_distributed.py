@@ -149,6 +149,7 @@ def single(tokens, tokenizer_dir, tmp_path_factory):
     return one_process(tokens, tokenizer_dir, tmp_path_factory.mktemp("single"))
 
 
+@pytest.mark.slow
 def test_two_ranks_train_as_one_process(two_ranks, single):
     runs, (rank0, rank1) = two_ranks
     assert rank0["world"] == rank1["world"] == 2
@@ -163,6 +164,7 @@ def test_two_ranks_train_as_one_process(two_ranks, single):
         torch.testing.assert_close(trained[name], value, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_ranks_take_disjoint_rows_that_form_the_global_batch(two_ranks, tokens, tokenizer_dir):
     _, reports = two_ranks
     streams, _ = token_streams(tokens, load_tokenizer(tokenizer_dir), "the test tokenizer")
@@ -177,6 +179,7 @@ def test_ranks_take_disjoint_rows_that_form_the_global_batch(two_ranks, tokens, 
             assert taken == batch[rank * half : (rank + 1) * half, :-1].tolist()
 
 
+@pytest.mark.slow
 def test_only_rank_0_writes_and_a_stopped_run_resumes_to_the_uninterrupted_one(two_ranks):
     runs, (rank0, rank1) = two_ranks
     assert rank1["written"] == []
@@ -190,6 +193,7 @@ def test_only_rank_0_writes_and_a_stopped_run_resumes_to_the_uninterrupted_one(t
         assert torch.equal(resumed[name], value), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["doremi", "doge"])
 def test_reweighted_trajectories_agree_on_both_ranks_and_with_one_process(
     method, two_ranks, tokens, tokenizer_dir, tmp_path
@@ -232,6 +236,7 @@ def test_a_padded_vocabulary_and_chunked_loss_change_no_result(
         assert torch.equal(model.state_dict()[name], value), name
 
 
+@pytest.mark.slow
 def test_compiled_training_gives_the_eager_losses(tokens, tokenizer_dir, tmp_path):
     """torch.compile (on by default on CUDA) on the CPU: about 25 s, mostly compiling."""
     eager, _ = one_process(tokens, tokenizer_dir, tmp_path / "eager", steps=2, compile=False)

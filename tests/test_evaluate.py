@@ -33,6 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+# Every test of `trained` (about 5 s: collecting, tokenizing, training) is marked slow.
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model trained on licence texts; held-out licences and translations to score."""
@@ -86,6 +87,7 @@ def test_windows_predict_every_token_once():
     assert document_windows([7], eos=0, seq_len=5) == [[0, 7]]
 
 
+@pytest.mark.slow
 def test_perplexity_equals_a_direct_computation(trained):
     model, tok = load_model(trained / "run/model"), load_tokenizer(trained / "run/model")
     text = "Permission is hereby granted, free of charge, to any person obtaining a copy"
@@ -105,6 +107,7 @@ def test_perplexity_equals_a_direct_computation(trained):
     assert result["perplexity"] == pytest.approx(math.exp(nll / count), rel=1e-4)
 
 
+@pytest.mark.slow
 def test_batch_size_auto_scores_as_a_given_batch_size(trained):
     """`auto` only picks how many windows go through at once: on the CPU 16, the same scores."""
     model, tok = load_model(trained / "run/model"), load_tokenizer(trained / "run/model")
@@ -117,6 +120,7 @@ def test_batch_size_auto_scores_as_a_given_batch_size(trained):
     assert auto == given
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_batch_size_auto_fills_the_gpu(trained):
     model = load_model(trained / "run/model").to("cuda")
@@ -124,6 +128,7 @@ def test_batch_size_auto_fills_the_gpu(trained):
     assert size >= 16 and size & (size - 1) == 0
 
 
+@pytest.mark.slow
 def test_trained_text_has_lower_perplexity_than_unseen_text(trained, tmp_path):
     tokens = {n: trained / "tokens" / n for n in (TRAINED, OTHER)}
     result = domain_perplexities(trained / "run/model", tokens, tmp_path / "ppl.json")
@@ -131,6 +136,7 @@ def test_trained_text_has_lower_perplexity_than_unseen_text(trained, tmp_path):
     assert json.loads((tmp_path / "ppl.json").read_text()) == result
 
 
+@pytest.mark.slow
 def test_empty_test_split_is_refused(trained, tmp_path):
     pq.write_table(pa.table({"text": pa.array([], pa.string())}), tmp_path / "empty.parquet")
     write_token_files({"test": tmp_path / "empty.parquet"}, trained / "tok", tmp_path / "void")
@@ -139,6 +145,7 @@ def test_empty_test_split_is_refused(trained, tmp_path):
     assert not (tmp_path / "o.json").exists()
 
 
+@pytest.mark.slow
 def test_local_continuation_task_scores_the_trained_domain_above_chance(trained, tmp_path):
     names = build_local_tasks(
         "unit-test",
@@ -166,6 +173,7 @@ def test_local_continuation_task_scores_the_trained_domain_above_chance(trained,
     assert result["cmix_unit_test_rolling"]["metric"] == "bits_per_byte"
 
 
+@pytest.mark.slow
 def test_unknown_and_offline_hub_tasks_are_named(trained, tmp_path):
     build_local_tasks(
         "t",

@@ -326,6 +326,7 @@ def test_bad_inputs_write_nothing(dataset, tmp_path):
     assert not (tmp_path / "megatron").exists() or not any((tmp_path / "megatron").iterdir())
 
 
+@pytest.mark.slow
 def test_export_rule(dataset, tmp_path):
     """The DAG from a fresh checkout, for pretraining and finetuning; then the export and
     Megatron jobs themselves, on token files and a mixture laid out as the workflow does."""

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import load_test_config
 from test_workflow import (
     DOMAINS,
     planned_jobs,
@@ -131,7 +132,7 @@ def test_the_control_mixture_inverts_the_finetuning_order(tmp_path):
 def finetune_config(model_dir, **changes):
     methods = ["uniform", "chameleon", "chameleon_pt"]
     dataset = {**small_finetune_dataset(str(model_dir), methods), **changes}
-    return {"corpus": {"max_documents": 60, "max_chars": 2000}, "datasets": {"ft": dataset}}
+    return {"corpus": load_test_config("config-small")["corpus"], "datasets": {"ft": dataset}}
 
 
 @pytest.mark.parametrize(

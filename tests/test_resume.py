@@ -156,6 +156,7 @@ trainer.train_from_scratch(tokens, sys.argv[4], %r, %r, sys.argv[5], %r, device=
 """
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_model(
     finished, tokens, tokenizer_dir, tmp_path
 ):

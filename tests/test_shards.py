@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
+from conftest import load_test_config
 
 from chameleon_mix.shards import partition_groups, partition_part, sample_domain, sample_partition
 from chameleon_mix.sources import ReadStats, SourceError, iter_documents, iter_records
@@ -322,18 +323,15 @@ def test_file_that_is_not_utf8_is_counted_and_named(tmp_path):
 
 
 def mixed_dataset(domains):
-    """A dataset of the test's mixed source (``data/``), for the workflow tests."""
-    return {
-        "proxy": "tiny",
-        "seed": 5,
-        "min_chars": 10,
-        "splits": SPLITS,
-        "source": {"files": "data/*"},
-        "domain_field": "meta.set",
-        "domains": [{"name": d, "value": d} for d in domains],
-    }
+    """.test/config-mixed.yaml's dataset of the test's mixed source (``data/``) with these
+    domains, for the workflow tests."""
+    dataset = load_test_config("config-mixed")["datasets"]["mixed"]
+    assert dataset["splits"] == SPLITS  # the library's single pass below samples SPLITS
+    dataset["domains"] = [{"name": d, "value": d} for d in domains]
+    return dataset
 
 
+@pytest.mark.slow
 def test_workflow_runs_a_partition_job_per_file_and_a_new_domain_reruns_none(tmp_path, monkeypatch):
     from test_workflow import DOMAINS, planned_jobs, small_config, snakemake, write_config
 

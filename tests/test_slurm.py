@@ -235,6 +235,7 @@ def same_bytes(a: Path, b: Path, pattern: str) -> list[str]:
     return [str(f) for f in files if (a / f).read_bytes() != (b / f).read_bytes()]
 
 
+@pytest.mark.slow
 def test_workflow_through_slurm_equals_local_run(cluster, tmp_path, monkeypatch):
     started = time.monotonic()
     local, remote = tmp_path / "local", tmp_path / "slurm"

@@ -206,6 +206,7 @@ def no_tokenizing(monkeypatch):
     monkeypatch.setattr(TokenizersBackend, "__init__", guarded)
 
 
+@pytest.mark.slow
 def test_training_embedding_and_perplexity_never_tokenize(
     no_tokenizing, token_dirs, tokenizer_dir, tmp_path
 ):
@@ -238,6 +239,7 @@ def test_token_files_of_another_tokenizer_are_refused(token_dirs, tmp_path):
         train_from_scratch(token_dirs, tmp_path / "other", TINY, SCHEDULE, tmp_path / "run")
 
 
+@pytest.mark.slow
 def test_training_on_token_files_equals_the_in_memory_stream(
     token_dirs, splits, tokenizer_dir, tmp_path
 ):
@@ -328,6 +330,7 @@ print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1
 """
 
 
+@pytest.mark.slow
 def test_peak_memory_of_training_does_not_grow_with_the_shard(tmp_path, tokenizer_dir):
     """A tiny base model trained on a domain of N and of 4N documents, each in its own process:
     the same peak RSS, where tokenizing the shard in memory cost ~133 bytes a token."""

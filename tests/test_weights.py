@@ -142,6 +142,7 @@ def test_a_zero_score_writes_no_infinity_and_pretraining_names_the_domain(tmp_pa
     assert written["inverse_scores"]["cc"] == pytest.approx(1 / written["scores"]["cc"])
 
 
+@pytest.mark.slow
 def test_many_domains_leave_out_the_affinity_and_still_find_near_copies(tmp_path):
     """Past AFFINITY_MAX_DOMAINS no (k, k) matrix is written; duplicate_warnings compares the
     domains block by block, and a near-copy in another block than its original is found."""

@@ -1,5 +1,6 @@
 """The workflow end to end on a small demo, and what reruns when domains or datasets are added."""
 
+import copy
 import csv
 import json
 import re
@@ -11,56 +12,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import load_test_config
 
 from chameleon_mix.krls import softmax
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = ["python_code", "licenses", "man_pages"]
+# Every test here uses the module's whole Snakemake run (about 6 minutes on 2 cores).
+pytestmark = pytest.mark.slow
 
 
 def small_config(domains, extra_datasets=None):
-    dataset = {
-        "proxy": "tiny",
-        "seed": 3,
-        "min_chars": 200,
-        "splits": {"train": 30, "val": 4, "test": 4},
-        "domains": [{"name": d, "collect": d} for d in domains],
-        "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
-        "methods": ["uniform", "human", "chameleon", "doremi", "doge", "regmix"],
-        "human_weights": {d: 1 / len(domains) for d in domains},
-        # DoReMi and DoGE train the proxy's 12 steps; RegMix 2 runs of 4 steps.
-        "baselines": {
-            "regmix": {"runs": 2, "train": {"steps": 4}, "candidates": 1000, "top_k": 16}
-        },
-        "base": {
-            "model": {"n_layer": 1, "n_head": 2, "n_embd": 32},
-            "train": {"steps": 10, "batch_size": 8, "seq_len": 32, "warmup_steps": 2},
-        },
-        "evaluation": {"tasks": ["local"], "shots": [0], "local_examples": 4},
-    }
-    return {
-        "corpus": {"max_documents": 60, "max_chars": 2000},
-        "datasets": {"small": dataset, **(extra_datasets or {})},
-        "proxies": {
-            "tiny": {
-                "dataset": "small",
-                "domains": DOMAINS,
-                "model": {"n_layer": 2, "n_head": 2, "n_embd": 32},
-                "seeds": [0, 1],  # two replicates, each its own job
-                "tokenizer": {"vocab_size": 500, "train_documents": 30},
-                "train": {
-                    "steps": 12,
-                    "batch_size": 4,
-                    "seq_len": 32,
-                    "lr": 3e-3,
-                    "min_lr": 3e-4,
-                    "warmup_steps": 2,
-                    "checkpoints": [6],
-                    "checkpoint_every": 6,
-                },
-            }
-        },
-    }
+    """.test/config-small.yaml with ``domains`` (collected, equally weighted) as the small
+    dataset's, and ``extra_datasets`` beside it."""
+    config = load_test_config("config-small")
+    small = config["datasets"]["small"]
+    small["domains"] = [{"name": d, "collect": d} for d in domains]
+    small["human_weights"] = {d: 1 / len(domains) for d in domains}
+    config["datasets"].update(copy.deepcopy(extra_datasets or {}))
+    return config
 
 
 def snakemake(workdir, *args, succeed=True):
@@ -90,21 +60,15 @@ def write_config(workdir, config):
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def small_finetune_dataset(pretrained="results/small/base/uniform/seed-0/model", methods=None):
-    """Finetuning a model on the same kinds of text: no proxy, the model itself embeds."""
-    return {
-        "stage": "finetune",
-        "pretrained": pretrained,
-        "seed": 4,
-        "min_chars": 200,
-        "splits": {"train": 30, "val": 4, "test": 4},
-        "domains": [{"name": d, "collect": d} for d in DOMAINS],
-        "embedding": {"samples": 12, "seq_len": 32, "batch_size": 12},
-        "methods": methods or ["uniform", "chameleon"],
-        "seeds": [0, 1],
-        "finetune": {"train": {"steps": 6, "batch_size": 4, "seq_len": 32, "warmup_steps": 2}},
-        "evaluation": {"tasks": ["local"], "shots": [0], "local_examples": 4},
-    }
+def small_finetune_dataset(pretrained=None, methods=None):
+    """.test/config-small-ft.yaml's dataset: finetuning a model on the same kinds of text, no
+    proxy, the model itself embeds; by default the small dataset's uniform base model."""
+    dataset = load_test_config("config-small-ft")["datasets"]["small-ft"]
+    if pretrained is not None:
+        dataset["pretrained"] = pretrained
+    if methods is not None:
+        dataset["methods"] = methods
+    return dataset
 
 
 @pytest.fixture(scope="module")
@@ -332,13 +296,7 @@ def test_changing_a_domains_source_plans_only_that_domain_and_the_weights(workdi
 
 
 def test_a_new_dataset_reusing_the_proxy_trains_nothing(workdir):
-    other = {
-        "proxy": "tiny",
-        "splits": {"train": 30, "val": 4, "test": 4},
-        "min_chars": 200,
-        "domains": [{"name": d, "collect": d} for d in ["licenses", "perl_modules"]],
-        "embedding": {"samples": 12, "seq_len": 32},
-    }
+    other = load_test_config("config-other")["datasets"]["other"]
     write_config(workdir, small_config([*DOMAINS, "changelogs"], {"other": other}))
     rules = {rule for rule, _ in planned_jobs(workdir, "results/other/weights.json")}
     assert rules == {
