@@ -157,7 +157,7 @@ def test_a_mixed_source_is_partitioned_by_files_per_job(tmp_path):
         "source": {"files": str(tmp_path / "*.jsonl"), "format": "jsonl"},
         "domain_field": "set",
         "partition": {"files_per_job": 2},
-        "domains": [{"name": "a", "value": "a"}],
+        "domains": [{"name": "a", "value": "a"}, {"name": "b", "value": "b"}],
     }
     mixed = plan_of(config).dataset("mixed")
     assert mixed.partition_parts() == [f"results/mixed/partition/part-{i:05d}" for i in range(3)]
