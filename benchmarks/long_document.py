@@ -11,6 +11,8 @@ Each measurement runs in a fresh subprocess (peak RSS is its VmHWM):
   (``chameleon_mix.tokens.PIECE_BYTES``);
 - ``one call``: that document encoded in one tokenizer call, as before (the baseline; at
   ``--baseline-mb``, since at 100 MB it needs more memory than a 24 GB machine has);
+- ``read only``: the long shard's record batches read and dropped, nothing tokenized: what
+  pyarrow itself holds while it decodes the row group with the long document;
 - the sha256 verification of the long shard's ``train.bin`` (``verify_token_file``), per GB.
 
 The pieces' ids are compared with the one-call ids of the baseline's document. Results go to
@@ -70,6 +72,15 @@ def tokenize_stage(shard: str, tokenizer: str, out: str, one_call: str) -> dict:
     }
 
 
+def read_stage(shard: str) -> dict:
+    from chameleon_mix.tokens import _open_shard
+
+    started = time.perf_counter()
+    for _ in _open_shard(Path(shard)).iter_batches(batch_size=1024, columns=["text"]):
+        pass
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+
+
 def verify_stage(token_dir: str) -> dict:
     from chameleon_mix.tokens import verify_token_file
 
@@ -100,7 +111,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.stage:
         name, *rest = args.stage
-        stage = {"tokenize": tokenize_stage, "verify": verify_stage}[name]
+        stage = {"tokenize": tokenize_stage, "read": read_stage, "verify": verify_stage}[name]
         print(json.dumps(stage(*rest)))
         return
 
@@ -125,6 +136,9 @@ def main() -> None:
                 "tokenize", str(shard), str(tokenizer), str(work / name), one_call
             )
             print(name, runs[name], flush=True)
+        for name, long_mb in (("read only, ordinary", 0), ("read only, long", args.mb)):
+            runs[name] = run_stage("read", str(work / f"{long_mb}.parquet"))
+            print(name, runs[name], flush=True)
         same = np.array_equal(
             read_tokens(work / "baseline pieces", "train"),
             read_tokens(work / "baseline one call", "train"),
@@ -132,6 +146,7 @@ def main() -> None:
         verify = run_stage("verify", str(work / "long"))
         print("verify", verify, flush=True)
 
+    rss = {name: run["peak_rss_mb"] for name, run in runs.items()}
     result = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "long_document_mb": args.mb,
@@ -140,6 +155,11 @@ def main() -> None:
         "runs": runs,
         "rss_ratio_long_over_ordinary": runs["long"]["peak_rss_mb"]
         / runs["ordinary"]["peak_rss_mb"],
+        # The long document's cost to tokenizing beyond pyarrow's to read it: flat if ~0.
+        "rss_mb_long_minus_ordinary": rss["long"] - rss["ordinary"],
+        "rss_mb_of_reading_it": rss["read only, long"] - rss["read only, ordinary"],
+        "rss_mb_tokenizing_adds": (rss["long"] - rss["ordinary"])
+        - (rss["read only, long"] - rss["read only, ordinary"]),
         "rss_ratio_one_call_over_pieces": runs["baseline one call"]["peak_rss_mb"]
         / runs["baseline pieces"]["peak_rss_mb"],
         "pieces_ids_equal_one_call": bool(same),

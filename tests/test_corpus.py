@@ -625,6 +625,7 @@ def clear_dpkg_caches() -> None:
 
     debian.dpkg_versions.cache_clear()
     debian.dpkg_owners.cache_clear()
+    debian._info_lists.cache_clear()
 
 
 @pytest.fixture
@@ -672,6 +673,20 @@ def test_an_undeclared_debian_package_changes_nothing(fake_dpkg, tmp_path):
         ("declared-pkg", "1.0"),
         ("undeclared-extra", "2.0"),
     }
+
+
+def test_a_collect_job_takes_its_declared_packages_records_as_inputs(fake_dpkg):
+    """Installing, upgrading or removing a declared package rewrites its dpkg list, an input
+    of the collect job, which then reruns; an undeclared package's list is no input."""
+    from chameleon_mix.corpus import package_records
+
+    install_fake_package(fake_dpkg, "declared-pkg", "1.0")
+    install_fake_package(fake_dpkg, "undeclared-extra", "2.0")
+    collector = fake_changelogs(fake_dpkg, declared_pkg="1.0", absent_pkg="3.0")
+    assert package_records(collector) == [str(fake_dpkg / "info" / "declared-pkg.list")]
+    docstrings = package_records("docstrings")  # Python distributions: their RECORD files
+    assert docstrings and all(path.endswith(".dist-info/RECORD") for path in docstrings)
+    assert len(docstrings) <= len(COLLECTORS["docstrings"].distributions)
 
 
 def test_a_declared_debian_package_missing_or_at_another_version_is_reported(

@@ -3,17 +3,13 @@ domain's shards, tokens and embedding and the weights, nothing else (Snakemake's
 
 import json
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from test_workflow import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
 DOMAINS = {"rivers": "river", "mills": "mill", "springs": "spring"}
 
 
@@ -57,34 +53,15 @@ def config(root: Path) -> dict:
     }
 
 
-def snakemake(workdir: Path, *args: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
-        + ["--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True,
-        text=True,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return run.stdout + run.stderr
-
-
 def planned(workdir: Path) -> list[tuple[str, str]]:
-    out = snakemake(workdir, "-n", "results/own/weights.json")
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", out):
-        head = re.match(r"(?:local)?rule (\w+):", block.strip())
-        if head:
-            wildcards = re.search(r"wildcards: (.*)", block)
-            jobs.append((head.group(1), wildcards.group(1) if wildcards else ""))
-    return sorted(jobs)
+    return planned_jobs(workdir, "results/own/weights.json")
 
 
 def test_a_changed_source_file_reruns_only_its_domain(tmp_path):
     for name, word in DOMAINS.items():
         write_documents(tmp_path / "data" / name / "part-0.jsonl", word, 20)
         write_documents(tmp_path / "data" / name / "part-1.jsonl", word, 20, offset=20)
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config(tmp_path)))
+    write_config(tmp_path, config(tmp_path))
     snakemake(tmp_path, "results/own/weights.json")
     assert planned(tmp_path) == []
 

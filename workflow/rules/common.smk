@@ -3,7 +3,7 @@ to the plan (chameleon_mix.plan). Every decision lives there, tested without Sna
 """
 
 from chameleon_mix.config import ConfigError
-from chameleon_mix.corpus import COLLECTORS
+from chameleon_mix.corpus import COLLECTORS, package_records
 from chameleon_mix.launch import job_json, launcher, shell_prefix
 from chameleon_mix.methods import METHODS, reweighted_proxies
 from chameleon_mix.plan import Plan

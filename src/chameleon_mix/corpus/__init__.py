@@ -15,7 +15,7 @@ de-duplication, atomic writing, the manifest) is shared by :func:`collect`
 paragraphs that pass the language check (:mod:`.language`) are kept.
 """
 
-from .collection import collect, missing_reason
+from .collection import collect, missing_reason, package_records
 from .collectors import COLLECTORS, DEMO_DISTRIBUTIONS
 from .converters import mo_translations
 from .language import MAX_REJECTED_FRACTION, LanguageCheck, LanguageCheckError
@@ -32,5 +32,6 @@ __all__ = [
     "collect",
     "missing_reason",
     "mo_translations",
+    "package_records",
     "roff_to_text",
 ]

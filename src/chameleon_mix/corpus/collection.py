@@ -12,14 +12,14 @@ from typing import Any
 
 from ..io import atomic_path, warn, write_json
 from .collectors import COLLECTORS
-from .debian import debian_files, iter_debian_files
+from .debian import debian_files, iter_debian_files, package_lists
 from .declared import DeclaredFiles
 from .files import expand, is_utf8_name, read
 from .language import MAX_REJECTED_FRACTION, LanguageCheck
 from .model import Collector, Document
-from .provenance import distribution_files, iter_distribution_files, owner
+from .provenance import distribution_files, installed_distribution, iter_distribution_files, owner
 
-__all__ = ["collect", "missing_reason"]
+__all__ = ["collect", "missing_reason", "package_records"]
 
 # A huge file (a 700 kB header, a big catalogue) must not crowd out the rest of the tree, so
 # only its first parts are kept.
@@ -45,6 +45,22 @@ def missing_reason(name: str | Collector) -> str | None:
         f"collector {collector.name!r}: no source files found at {', '.join(patterns)}; "
         f"install them with: {collector.install_hint}"
     )
+
+
+def package_records(name: str | Collector) -> list[str]:
+    """The package records that list a collector's declared files: the RECORD of each of its
+    installed Python distributions and the dpkg file list of each of its installed Debian
+    packages. A collect job takes them as inputs: upgrading, installing or removing one of
+    its packages reruns it, an unrelated package never does. (Listing the files themselves
+    would cost 33 s per DAG build for the 41,815 candidates; the stdlib's files change only
+    with Python's version, which the manifest records.)"""
+    collector = _resolve(name)
+    records = []
+    for distribution in collector.distributions:
+        path = getattr(installed_distribution(distribution), "_path", None)
+        if path is not None and (Path(path) / "RECORD").is_file():
+            records.append(str(Path(path) / "RECORD"))
+    return records + package_lists(collector.debian_packages)
 
 
 def _declared_files(collector: Collector) -> Iterator[tuple[Iterator[Path], str]]:

@@ -181,6 +181,24 @@ def _usr_merged(path: str) -> str:
     return "/usr" + path
 
 
+@functools.cache
+def _info_lists() -> dict[str, list[Path]]:
+    """dpkg's file list of each installed package, by package name (``<package>.list`` or
+    ``<package>:<arch>.list``)."""
+    lists: dict[str, list[Path]] = {}
+    for listing in sorted(Path(DPKG_INFO_DIR).glob("*.list")):
+        lists.setdefault(listing.name[: -len(".list")].split(":")[0], []).append(listing)
+    return lists
+
+
+def package_lists(packages) -> list[str]:
+    """The dpkg file lists of those of ``packages`` that are installed: dpkg rewrites a
+    package's list when it installs, upgrades or removes it, so a job that declares them as
+    inputs reruns exactly then."""
+    lists = _info_lists()
+    return [str(path) for package in packages for path in lists.get(package, [])]
+
+
 def _listing(package: str) -> list[str]:
     """The paths an installed package lists (``<package>.list`` or ``<package>:<arch>.list``)."""
     info = Path(DPKG_INFO_DIR)

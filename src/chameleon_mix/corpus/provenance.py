@@ -38,7 +38,7 @@ def distribution_files(
     versions: dict[str, str] = {}
     missing = []
     for name in names:
-        dist = _distribution(name)
+        dist = installed_distribution(name)
         if dist is None:
             missing.append(name)
             continue
@@ -54,12 +54,12 @@ def iter_distribution_files(
     """The files of :func:`distribution_files`, lazily (a cheap test that some exist)."""
     patterns = tuple(patterns)
     for name in names:
-        dist = _distribution(name)
+        dist = installed_distribution(name)
         if dist is not None:
             yield from _record_files(dist, patterns, prune)
 
 
-def _distribution(name: str) -> importlib.metadata.Distribution | None:
+def installed_distribution(name: str) -> importlib.metadata.Distribution | None:
     # Looked up by name on sys.path (the first one found wins, as for imports), so any other
     # distribution installed beside the declared ones is never read.
     try:
