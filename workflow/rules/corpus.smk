@@ -1,6 +1,7 @@
 rule collect_corpus:
     """Collect one kind of text already on this machine for the embedded demo corpus; it
-    reruns when one of the collector's declared packages is installed, upgraded or removed."""
+    reruns when one of the collector's declared packages is installed, upgraded or removed.
+    """
     input:
         lambda wc: package_records(wc.collector),
     output:
