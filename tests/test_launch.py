@@ -36,13 +36,15 @@ def test_one_gpu_runs_this_python_without_a_python_on_the_path():
 def test_several_gpus_run_torchrun_of_this_python(tmp_path):
     assert launcher(2) == '"$PYTHON" -m torch.distributed.run --standalone --nproc_per_node=2'
     script = tmp_path / "rank.py"
-    script.write_text(
-        "import os, sys\n"
-        "print(os.environ['RANK'], os.environ['WORLD_SIZE'], sys.executable, flush=True)\n"
+    script.write_text(  # a file per rank: the two ranks' prints would interleave on stdout
+        "import os, pathlib, sys\n"
+        "rank = os.environ['RANK']\n"
+        "line = f\"{rank} {os.environ['WORLD_SIZE']} {sys.executable}\"\n"
+        f"pathlib.Path({str(tmp_path)!r}, f'rank-{{rank}}.txt').write_text(line)\n"
     )
     ranks = run_bare(f"{launcher(2)} {shlex.quote(str(script))}")
     assert ranks.returncode == 0, ranks.stderr[-3000:]
-    lines = sorted(line.split(" ", 2) for line in ranks.stdout.splitlines())
+    lines = [(tmp_path / f"rank-{r}.txt").read_text().split(" ", 2) for r in (0, 1)]
     assert lines == [["0", "2", sys.executable], ["1", "2", sys.executable]]
 
 
