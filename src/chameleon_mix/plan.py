@@ -52,7 +52,6 @@ class Plan:
     def __init__(
         self, resolved: dict, missing_source: Callable[[dict], str | None] = _missing_source
     ):
-        self.settings = resolved
         self.missing_source = missing_source
         self.datasets = {
             name: (Finetuning if ds["stage"] == "finetune" else Pretraining)(name, ds, self)
