@@ -5,7 +5,7 @@ which model and schedule each training job gets (a base model without `train:` t
 proxy's schedule; a baseline's `train:` overlays the proxy's), the seeds of the compared
 models, the weights' temperature, whether DoReMi may reuse the uniform proxy as its reference,
 and the generated domains of a clustered dataset. The result holds no defaults and no
-fallbacks: rules and ``common.smk`` read plain keys and hold paths only.
+fallbacks: the planner (:mod:`chameleon_mix.plan`) reads plain keys; the rules hold paths only.
 
 Every mapping comes out with its keys sorted (:func:`~chameleon_mix.config.canonical`): Snakemake
 compares a job's params with its last run's as text, so a reordered config must rerun nothing.
