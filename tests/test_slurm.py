@@ -187,6 +187,7 @@ class Watch:
     def __init__(self, cluster: slurm_cluster.SlurmCluster):
         self.cluster = cluster
         self.requeued: str | None = None
+        self.requeued_at = 0.0
         self.released = False
         self.pending_since: dict[str, float] = {}
 
@@ -195,9 +196,12 @@ class Watch:
             if job["comment"].startswith("rule_train_proxy"):
                 if self.requeued is None and job["state"] == "RUNNING":
                     subprocess.run(["scontrol", "requeue", job["id"]], check=True)
-                    self.requeued = job["id"]
+                    self.requeued, self.requeued_at = job["id"], time.monotonic()
                 elif job["id"] == self.requeued and job["state"] == "PENDING":
-                    if not self.released:  # SLURM holds a requeued job for 2 minutes
+                    # SLURM holds a requeued job for 2 minutes; released at once, it restarts
+                    # in the second its old credential was revoked in, and slurmd refuses it
+                    # ("Job credential revoked"): wait past that second.
+                    if not self.released and time.monotonic() - self.requeued_at > 2:
                         subprocess.run(
                             ["scontrol", "update", f"JobId={job['id']}", "StartTime=now"],
                             check=True,
