@@ -461,6 +461,13 @@ class Pretraining(Dataset):
         settings = self.settings["baselines"][method]
         return {key: value for key, value in settings.items() if key != "train"}
 
+    def regmix_run_settings(self) -> dict:
+        """What a RegMix run depends on (:data:`chameleon_mix.regmix.RUN_KEYS`): changing the
+        number of runs or the fit retrains none."""
+        from .regmix import run_settings
+
+        return run_settings(self.settings["baselines"]["regmix"])
+
     def regmix_runs(self) -> list[str]:
         runs = self.settings["baselines"]["regmix"]["runs"]
         return [self.file(f"regmix/runs/{run}.json") for run in range(runs)]

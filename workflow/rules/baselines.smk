@@ -1,5 +1,3 @@
-from chameleon_mix.regmix import run_settings
-
 DOREMI_REFERENCE = {
     "domains": get_domains,
     "model": get_setting("models", "doremi"),
@@ -85,7 +83,7 @@ REGMIX_RUN = {
     "domains": get_domains,
     "model": get_setting("models", "regmix"),
     "train": lambda wc: get_dataset(wc).schedule("regmix"),
-    "settings": lambda wc: run_settings(get_setting("baselines", "regmix")(wc)),
+    "settings": lambda wc: get_dataset(wc).regmix_run_settings(),
 }
 
 
