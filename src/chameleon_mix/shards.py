@@ -61,19 +61,21 @@ PART_SCHEMA = pa.schema(
 )
 
 
-def key_function(seed: int) -> Callable[[str], int]:
-    """A text's sampling key under ``seed``: the seeded 64-bit XXH3 hash of its UTF-8 bytes
-    (a uniform hash; at over 10 GB/s it costs nothing next to parsing the JSON)."""
+def keyed_function(seed: int) -> Callable[[str], tuple[int, int]]:
+    """A text's ``(sampling key, UTF-8 bytes)``: the key is the seeded 64-bit XXH3 hash of its
+    UTF-8 bytes (a uniform hash; at over 10 GB/s it costs nothing next to parsing the JSON),
+    and the bytes are counted from the same encoding, done once."""
     xxh3 = xxhash.xxh3_64_intdigest
 
-    def key(text: str) -> int:
-        return xxh3(text.encode("utf-8"), seed)
+    def keyed(text: str) -> tuple[int, int]:
+        data = text.encode("utf-8")
+        return xxh3(data, seed), len(data)
 
-    return key
+    return keyed
 
 
 def document_key(text: str, seed: int) -> int:
-    return key_function(seed)(text)
+    return keyed_function(seed)(text)[0]
 
 
 class BottomK:
@@ -106,6 +108,31 @@ class BottomK:
         return [(key, *self.rows[key]) for key in sorted(self.rows)]
 
 
+def corpus_counts(documents: int, size: int, sample: BottomK) -> dict:
+    """What a domain's whole source holds, from the counts of one pass over it and the
+    sample: ``documents`` kept (long enough, readable) and their UTF-8 ``bytes`` (copies
+    included, as a trainer reading the files sees them), and how many of those are further
+    copies of an identical text.
+
+    The sample is a uniform sample of the distinct texts (smallest hash keys) with each one's
+    exact number of copies in the source, so the mean copies per sampled text estimates the
+    mean over all of them, and ``documents / mean`` the distinct texts; exact (``exact``) when
+    every distinct text fits in the sample. Memory stays the sample's, whatever the source.
+    """
+    kept = len(sample.rows)
+    exact = kept < sample.n
+    # With every distinct text sampled, the copies sum to `documents` and this is `kept`.
+    copies = sum(row[3] for row in sample.rows.values())
+    distinct = kept if exact else round(documents * kept / copies)
+    return {
+        "documents": documents,
+        "bytes": size,
+        "distinct_documents": distinct,
+        "duplicates": documents - distinct,
+        "exact": exact,
+    }
+
+
 def write_rows(path: Path, rows: list[tuple]) -> None:
     table = pa.table(
         {
@@ -133,6 +160,8 @@ class ShardStats:
     too_short: int
     unusable_records: int
     unusable_files: dict  # path -> {"records", "bad", "first"} for the files with unusable records
+    # the domain's whole source: documents kept, their bytes, copies (:func:`corpus_counts`)
+    corpus: dict
 
 
 def _write_shards(
@@ -182,12 +211,14 @@ def sample_domain(
     its own source."""
     read = ReadStats()
     sample = BottomK(sum(splits[s] for s in SPLITS))
-    key = key_function(seed)
-    candidates = 0
+    keyed = keyed_function(seed)
+    candidates = size = 0
     for doc in iter_documents(source, read):
         if len(doc.text.strip()) >= min_chars:
+            key, length = keyed(doc.text)
             candidates += 1
-            sample.offer(key(doc.text), doc.text, doc.source, doc.record)
+            size += length
+            sample.offer(key, doc.text, doc.source, doc.record)
     read.check(f"domain {domain!r} ({describe(source)})", max_bad_fraction)
     return _write_shards(
         domain,
@@ -201,6 +232,7 @@ def sample_domain(
         too_short=read.records - read.bad - candidates,
         unusable_records=read.bad,
         unusable_files=read.files,
+        corpus=corpus_counts(candidates, size, sample),
     )
 
 
@@ -256,10 +288,10 @@ def partition_part(
     the same source reruns no part. Memory is that of the samples, whatever the files' size.
     """
     text_field = source.get("text_field", "text")
-    text_of, value_of, key = text_getter(text_field), field_getter(domain_field), key_function(seed)
+    text_of, value_of, keyed = text_getter(text_field), field_getter(domain_field), keyed_function(seed)
     read = ReadStats()
     samples: dict[str, BottomK] = {}
-    counts: dict[str, list[int]] = {}  # value -> [records, too short]
+    counts: dict[str, list[int]] = {}  # value -> [records, too short, bytes kept]
     documents = 0
     with _progress_bar(source) as bar:
         for name, number, record in iter_records(source, read, (text_field, domain_field), bar):
@@ -277,13 +309,15 @@ def partition_part(
                 continue
             count = counts.get(value)
             if count is None:
-                count = counts[value] = [0, 0]
+                count = counts[value] = [0, 0, 0]
                 samples[value] = BottomK(per_value)
             count[0] += 1
             if len(text) < min_chars or len(text.strip()) < min_chars:
                 count[1] += 1
                 continue
-            samples[value].offer(key(text), text, name, number)
+            key, length = keyed(text)
+            count[2] += length
+            samples[value].offer(key, text, name, number)
             documents += 1
             if documents % 4096 == 0:
                 bar.set_postfix(documents=documents, domains=len(samples), refresh=False)
@@ -301,8 +335,13 @@ def partition_part(
         "per_value": per_value,
         "read": read.to_dict(),
         "values": {
-            value: {"records": records, "too_short": short, "sampled": len(samples[value].rows)}
-            for value, (records, short) in sorted(counts.items())
+            value: {
+                "records": records,
+                "too_short": short,
+                "bytes": size,  # of the documents kept
+                "sampled": len(samples[value].rows),
+            }
+            for value, (records, short, size) in sorted(counts.items())
         },
     }
     write_json(out_stats, stats)
@@ -326,9 +365,14 @@ def sample_partition(
         info = json.loads(Path(stats_path).read_text())
         read.add(ReadStats.from_dict(info["read"]))
         for v, count in info["values"].items():
-            total = values.setdefault(v, {"records": 0, "too_short": 0})
-            total["records"] += count["records"]
-            total["too_short"] += count["too_short"]
+            total = values.setdefault(v, {"records": 0, "too_short": 0, "bytes": 0})
+            for kind in total:
+                if kind not in count:
+                    raise SourceError(
+                        f"{stats_path} counts no {kind!r} of {v!r}: it was written by an older "
+                        "version; delete it to rerun the partition"
+                    )
+                total[kind] += count[kind]
         if info["per_value"] < need:
             raise SourceError(
                 f"{stats_path} keeps {info['per_value']} documents per value, fewer than the "
@@ -364,4 +408,7 @@ def sample_partition(
         too_short=values[value]["too_short"],
         unusable_records=read.bad,
         unusable_files=read.files,
+        corpus=corpus_counts(
+            values[value]["records"] - values[value]["too_short"], values[value]["bytes"], sample
+        ),
     )

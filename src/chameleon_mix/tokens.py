@@ -9,8 +9,9 @@ Per dataset and domain, ``results/<dataset>/tokens/<domain>/`` holds for each sp
   ``bin[offsets[i]:offsets[i + 1]]``, its trailing EOS included;
 
 and one ``stats.json``: dtype, EOS id, vocabulary size, the tokenizer (its directory and a digest
-of its definition) and per split the documents, tokens (EOS included), mean tokens per document
-and the sha256 of the ``.bin``.
+of its definition) and per split the documents, tokens (EOS included), mean tokens per document,
+the sha256 of the ``.bin``, the documents' UTF-8 bytes and ``ratio``, the sums over documents
+that estimate the domain's tokens per byte (:mod:`chameleon_mix.corpus_stats`).
 
 Writing streams: the parquet shard is read in record batches of ``batch_documents`` rows, each
 batch is encoded by the tokenizers library's batch encoder (parallel over its Rust threads; a
@@ -173,10 +174,33 @@ def _chunks(texts, max_chars: int, long_bytes: int):
         yield texts.slice(start)
 
 
+class RatioSums:
+    """Sums over documents of their UTF-8 bytes ``b`` and text tokens ``t`` (EOS left out):
+    enough for the ratio estimate of tokens per byte and its standard error."""
+
+    def __init__(self):
+        self.documents = self.bytes = self.tokens = 0
+        self.bytes_sq = self.tokens_sq = self.cross = 0.0
+
+    def add(self, size: np.ndarray, tokens: np.ndarray) -> None:
+        size, tokens = size.astype(np.float64), tokens.astype(np.float64)
+        self.documents += len(size)
+        self.bytes += int(size.sum())
+        self.tokens += int(tokens.sum())
+        self.bytes_sq += float(size @ size)
+        self.tokens_sq += float(tokens @ tokens)
+        self.cross += float(size @ tokens)
+
+    def to_dict(self) -> dict:
+        return dict(vars(self))
+
+
 def _write_split(
     shard_path: Path, tokenizer, dtype: np.dtype, eos: int, out_dir: Path, split: str, batch: int
 ) -> dict:
     """Tokenize one shard into ``<split>.bin`` and ``<split>.offsets.npy``; return its stats."""
+    import pyarrow.compute as pc
+
     shard = _open_shard(shard_path)
     documents = shard.metadata.num_rows
     offsets = np.lib.format.open_memmap(
@@ -184,6 +208,7 @@ def _write_split(
     )
     offsets[0] = 0
     digest, done, tokens = hashlib.sha256(), 0, 0
+    ratio = RatioSums()
     with open(out_dir / f"{split}.bin", "wb") as out:
 
         def write(ids: np.ndarray) -> int:
@@ -208,6 +233,7 @@ def _write_split(
                     write(flat)
                 offsets[done + 1 : done + 1 + len(lengths)] = tokens + np.cumsum(lengths)
                 done, tokens = done + len(lengths), tokens + int(lengths.sum())
+                ratio.add(pc.binary_length(texts).to_numpy(zero_copy_only=False), lengths - 1)
     offsets.flush()
     del offsets  # closes the memmap before the directory is moved into place
     return {
@@ -215,6 +241,8 @@ def _write_split(
         "tokens": tokens,
         "mean_tokens_per_document": tokens / documents if documents else 0.0,
         "sha256": digest.hexdigest(),
+        "bytes": ratio.bytes,
+        "ratio": ratio.to_dict(),
     }
 
 

@@ -143,6 +143,14 @@ def cluster_shards(
         too_short=0,
         unusable_records=0,
         unusable_files={},
+        # the cluster is its documents: the source dataset's shards, already distinct
+        corpus={
+            "documents": sum(documents.values()),
+            "bytes": sum(size.values()),
+            "distinct_documents": sum(documents.values()),
+            "duplicates": 0,
+            "exact": True,
+        },
     )
     write_json(out_dir / "stats.json", asdict(stats))
     return stats
