@@ -34,6 +34,7 @@ localrules:
     stability,
     sensitivity,
     mixture,
+    corpus_stats,
     report,
     export,
 

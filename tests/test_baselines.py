@@ -548,17 +548,14 @@ def test_regmix_regression_stops_early_on_the_held_out_runs():
         held_out(1)
 
 
-def test_doremi_reference_trains_on_uniform_or_the_token_shares(tmp_path):
+def test_doremi_reference_trains_on_uniform_or_the_corpus_token_shares(tmp_path):
     from chameleon_mix.doremi import reference_weights
 
-    tokens = {}
-    for name, count in (("a", 300), ("b", 100)):
-        tokens[name] = tmp_path / name
-        tokens[name].mkdir()
-        (tokens[name] / "stats.json").write_text(
-            json.dumps({"splits": {"train": {"tokens": count}}})
-        )
-    assert reference_weights("uniform", tokens) is None  # the trainer's uniform default
-    assert reference_weights("natural", tokens) == {"a": 0.75, "b": 0.25}
+    corpus_stats = tmp_path / "corpus_stats.json"
+    corpus_stats.write_text(
+        json.dumps({"domains": {"a": {"tokens": 300.0}, "b": {"tokens": 100.0}}})
+    )
+    assert reference_weights("uniform", ["a", "b"]) is None  # the trainer's uniform default
+    assert reference_weights("natural", ["a", "b"], corpus_stats) == {"a": 0.75, "b": 0.25}
     with pytest.raises(ValueError, match="DoReMi reference must be one of"):
-        reference_weights("proportional", tokens)
+        reference_weights("proportional", ["a", "b"], corpus_stats)

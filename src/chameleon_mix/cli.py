@@ -1,13 +1,16 @@
 """``chameleon-weights``: Chameleon weights from a directory of per-domain ``.npy`` embeddings;
-``chameleon-weights export``: a mixture as the inputs of other trainers (``chameleon_mix.export``)."""
+``chameleon-weights export``: a mixture as the inputs of other trainers (``chameleon_mix.export``);
+``chameleon-weights budget``: any weights under a token budget (``chameleon_mix.budget``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
+from .corpus_stats import read_corpus_tokens
 from .ensemble import DEFAULT_DRAWS
 from .krls import DEFAULT_LAM, DEFAULT_TEMPERATURE, TEMPERATURES
 from .weights import compute_weights
@@ -81,15 +84,78 @@ def export_main(argv: list[str]) -> int:
     return 0
 
 
+def budget_main(argv: list[str]) -> int:
+    from .budget import check_budget, constrain
+    from .io import write_json
+
+    parser = argparse.ArgumentParser(
+        prog="chameleon-weights budget",
+        description="Bring a mixture within MAX_EPOCHS passes over each domain's corpus tokens "
+        "for a run of TOKENS tokens, by the smallest change in KL divergence (the capped "
+        "domains at their cap, the others keeping their ratios).",
+    )
+    parser.add_argument("weights", type=Path, help='any JSON with "weights": {domain: weight}')
+    parser.add_argument(
+        "--corpus-stats",
+        type=Path,
+        required=True,
+        help="corpus_stats.json (the workflow writes results/<dataset>/corpus_stats.json)",
+    )
+    parser.add_argument("--tokens", type=float, required=True, help="planned training tokens")
+    parser.add_argument("--max-epochs", type=float, default=4.0, help="most passes per domain")
+    parser.add_argument("--out", type=Path, default=None, help="write the mixture JSON here")
+    args = parser.parse_args(argv)
+    try:
+        if not (math.isfinite(args.tokens) and args.tokens >= 1 and args.tokens.is_integer()):
+            raise ValueError(f"--tokens {args.tokens:g}: give a whole number of tokens, at least 1")
+        if not args.max_epochs > 0:
+            raise ValueError(f"--max-epochs {args.max_epochs:g}: give a number above 0")
+        weights = _weights_of(args.weights)
+        corpus = read_corpus_tokens(args.corpus_stats, list(weights))
+        check_budget(args.tokens, args.max_epochs, corpus, "--tokens/--max-epochs")
+        mixture = constrain(weights, corpus, int(args.tokens), args.max_epochs)
+    except ValueError as err:
+        print(f"chameleon-weights budget: error: {err}", file=sys.stderr)
+        return 2
+    width = max(map(len, weights))
+    print(f"{'domain':<{width}}  {'weight':>8}  {'epochs':>7}  {'budgeted':>8}  {'epochs':>7}")
+    for name, weight in weights.items():
+        before = weight * args.tokens / corpus[name]
+        mark = "  capped" if name in mixture["capped"] else ""
+        print(
+            f"{name:<{width}}  {weight:8.4f}  {before:7.2f}  {mixture['weights'][name]:8.4f}"
+            f"  {mixture['epochs'][name]:7.2f}{mark}"
+        )
+    if args.out:
+        write_json(args.out, {"method": "budget", "source": str(args.weights), **mixture})
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _weights_of(path: Path) -> dict[str, float]:
+    """The checked ``weights`` of a weights or mixture JSON file."""
+    from .mixtures import check_weights
+
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    weights = json.loads(path.read_text()).get("weights")
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f'{path} has no "weights": {{domain: weight}} mapping')
+    return check_weights(weights, list(weights), str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["export"]:
         return export_main(argv[1:])
+    if argv[:1] == ["budget"]:
+        return budget_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="chameleon-weights",
         description="Domain weights from kernel ridge leverage scores of domain embeddings. "
         "Each DOMAIN.npy in the directory is one domain's embedding vector. "
-        "`chameleon-weights export --help`: a mixture for other trainers.",
+        "`chameleon-weights export --help`: a mixture for other trainers; "
+        "`chameleon-weights budget --help`: a mixture under a token budget.",
     )
     parser.add_argument("embeddings", type=Path, help="directory of DOMAIN.npy files")
     parser.add_argument("--stage", choices=["pretrain", "finetune"], default="pretrain")

@@ -110,7 +110,9 @@ def _explain(error: jsonschema.ValidationError) -> str:
             _form(option) for option in error.validator_value
         )
     if error.validator == "type" and isinstance(error.instance, float):
-        return f"{error.instance!r} is not {TYPE_WORDS[error.validator_value]}; write it without a decimal point"
+        kinds = error.validator_value
+        kinds = " or ".join(TYPE_WORDS[k] for k in ([kinds] if isinstance(kinds, str) else kinds))
+        return f"{error.instance!r} is not {kinds}; write it without a decimal point"
     if error.validator == "minItems" and error.validator_value == 2:
         return (
             f"{len(error.instance)} domain(s): a mixture needs at least 2 domains to weight; "
@@ -126,6 +128,7 @@ TYPE_WORDS = {
     "array": "a list",
     "integer": "an integer",
     "number": "a number",
+    "null": "null",
 }
 
 

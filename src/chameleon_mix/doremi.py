@@ -160,19 +160,19 @@ class DoReMi:
 REFERENCES = ("uniform", "natural")
 
 
-def reference_weights(mixture: str, tokens: dict[str, str | Path]) -> dict[str, float] | None:
-    """The reference model's mixture over ``tokens`` (domain -> token directory): None for
-    ``uniform`` (the trainer's default), each domain's share of the train tokens for
+def reference_weights(
+    mixture: str, domains: list[str], corpus_stats: str | Path | None = None
+) -> dict[str, float] | None:
+    """The reference model's mixture over ``domains``: None for ``uniform`` (the trainer's
+    default), each domain's share of the corpus's tokens (``corpus_stats.json``) for
     ``natural`` (DoReMi's authors' recommended reference)."""
-    from .tokens import read_stats
+    from .corpus_stats import natural_shares
 
     if mixture not in REFERENCES:
         raise ValueError(f"DoReMi reference must be one of {REFERENCES}, got {mixture!r}")
     if mixture == "uniform":
         return None
-    counts = {name: read_stats(d)["splits"]["train"]["tokens"] for name, d in tokens.items()}
-    total = sum(counts.values())
-    return {name: count / total for name, count in counts.items()}
+    return natural_shares(corpus_stats, domains)
 
 
 def train_doremi(

@@ -83,6 +83,12 @@ def _uniform(out, domains, inputs, settings):
     return uniform_mixture(out, domains)
 
 
+def _natural(out, domains, inputs, settings):
+    from .mixtures import natural_mixture
+
+    return natural_mixture(out, domains, inputs["corpus_stats"])
+
+
 def _human(out, domains, inputs, settings):
     from .mixtures import human_mixture
 
@@ -157,6 +163,9 @@ def own_proxy_log(dataset: Dataset, method: str) -> str:
 
 BUILTIN: dict[str, Method] = {
     "uniform": Method(_uniform, "Uniform"),
+    "natural": Method(
+        _natural, "Natural", inputs=lambda ds, m: {"corpus_stats": ds.corpus_stats_file}
+    ),
     "human": Method(
         _human,
         "Human",

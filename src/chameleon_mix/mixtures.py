@@ -1,7 +1,9 @@
 """Mixture methods: domain weights in one JSON form, whatever produced them.
 
 A mixture file is ``{"method", "weights": {domain: weight}, "compute_flops", ...}``. The
-trainer and the report read only this form, so adding a method never touches them.
+trainer and the report read only this form, so adding a method never touches them. Under a
+token budget (:mod:`chameleon_mix.budget`), ``weights`` are the constrained weights and the
+file also holds ``unconstrained_weights``, ``epochs``, ``capped`` and ``budget``.
 """
 
 from __future__ import annotations
@@ -55,8 +57,52 @@ def read_mixture(path: str | Path, domains: list[str]) -> dict[str, float]:
     return check_weights(mixture.get("weights", {}), domains, f"mixture {path}")
 
 
+def make_mixture(
+    name: str,
+    path: str | Path,
+    domains: list[str],
+    inputs: dict,
+    settings: dict,
+    budget: dict | None = None,
+    where: str = "budget",
+) -> dict:
+    """Write method ``name``'s mixture to ``path`` (its registry entry's ``make``), under
+    ``budget`` (``{"tokens", "max_epochs"}``, read against ``inputs["corpus_stats"]``) when
+    given. An infeasible budget is refused before anything is written (``where`` names it)."""
+    from .budget import check_budget, constrain
+    from .corpus_stats import read_corpus_tokens
+    from .methods import method
+
+    if budget:
+        corpus = read_corpus_tokens(inputs["corpus_stats"], domains)
+        check_budget(budget["tokens"], budget["max_epochs"], corpus, where)
+    mixture = method(name).make(path, domains, inputs, settings)
+    if not budget:
+        return mixture
+    try:
+        mixture |= constrain(mixture["weights"], corpus, budget["tokens"], budget["max_epochs"])
+    except ValueError:
+        Path(path).unlink()
+        raise
+    write_json(path, mixture)
+    return mixture
+
+
 def uniform_mixture(path: str | Path, domains: list[str]) -> dict:
     return write_mixture(path, "uniform", {d: 1.0 / len(domains) for d in domains})
+
+
+def natural_mixture(path: str | Path, domains: list[str], corpus_stats: str | Path) -> dict:
+    """Each domain's share of the corpus's tokens (``corpus_stats.json``): the mixture a
+    trainer reading every file once would see."""
+    from .corpus_stats import natural_shares, read_corpus_tokens
+
+    return write_mixture(
+        path,
+        "natural",
+        natural_shares(corpus_stats, domains),
+        corpus_tokens=read_corpus_tokens(corpus_stats, domains),
+    )
 
 
 def human_mixture(path: str | Path, domains: list[str], weights: dict[str, float]) -> dict:

@@ -264,6 +264,24 @@ class Dataset:
         the domain order; scripts take each domain's directory from its `stats.json`."""
         return [self.file(f"tokens/{d}/{name}") for d in domains or self.domains]
 
+    @property
+    def corpus_stats_file(self) -> str:
+        """Each domain's documents, bytes and tokens over its whole source."""
+        return self.file("corpus_stats.json")
+
+    def corpus_stats_inputs(self) -> dict[str, list[str]]:
+        """What corpus_stats.json is gathered from: each domain's shard and token stats."""
+        return {
+            "shard_stats": [self.file(f"shards/{d}/stats.json") for d in self.domains],
+            "token_stats": self.token_files("stats.json"),
+        }
+
+    @property
+    def budget(self) -> dict | None:
+        """The run the mixtures are for, ``{"tokens", "max_epochs"}``; None without one."""
+        budget = self.settings["budget"]
+        return budget if budget["tokens"] is not None else None
+
     # --- embeddings and weights ---
 
     embedders: list[str]  # the embeddings' directories, one per embedding model
@@ -320,6 +338,13 @@ class Dataset:
         out."""
         files = getattr(METHODS[method], kind)(self, method)
         return {name: path for name, path in files.items() if path}
+
+    def mixture_inputs(self, method: str) -> dict:
+        """A mixture's files: its method's, and the corpus statistics under a budget."""
+        files = self.method_inputs(method)
+        if self.budget:
+            files["corpus_stats"] = self.corpus_stats_file
+        return files
 
     def mixture_settings(self, method: str) -> dict:
         """What a method's mixture depends on beyond its files, after the method's own checks
@@ -467,6 +492,18 @@ class Pretraining(Dataset):
         from .regmix import run_settings
 
         return run_settings(self.settings["baselines"]["regmix"])
+
+    def regmix_run_inputs(self) -> dict[str, str]:
+        """A RegMix run's files beyond the tokens: the corpus statistics whose token shares
+        are the runs' prior unless the config gives one."""
+        prior = self.settings["baselines"]["regmix"]["prior"]
+        return {} if prior else {"corpus_stats": self.corpus_stats_file}
+
+    def doremi_reference_inputs(self) -> dict[str, str]:
+        """The reference model's files beyond the tokens: the corpus statistics of a
+        `natural` reference."""
+        natural = self.settings["baselines"]["doremi"]["reference"] == "natural"
+        return {"corpus_stats": self.corpus_stats_file} if natural else {}
 
     def regmix_runs(self) -> list[str]:
         runs = self.settings["baselines"]["regmix"]["runs"]

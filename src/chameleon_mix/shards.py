@@ -46,7 +46,13 @@ SPLITS = ("train", "val", "test")
 # Held-out splits come first in key order so that growing `train` never moves a held-out doc.
 KEY_ORDER = ("test", "val", "train")
 SCHEMA = pa.schema(
-    [("text", pa.string()), ("source", pa.string()), ("record", pa.int64()), ("key", pa.uint64())]
+    [
+        ("text", pa.string()),
+        ("source", pa.string()),
+        ("record", pa.int64()),
+        ("key", pa.uint64()),
+        ("copies", pa.int64()),  # how often the text occurs in the domain's source
+    ]
 )
 # A partition part: every domain value's bottom-k, one row group per value.
 PART_SCHEMA = pa.schema(
@@ -134,12 +140,14 @@ def corpus_counts(documents: int, size: int, sample: BottomK) -> dict:
 
 
 def write_rows(path: Path, rows: list[tuple]) -> None:
+    """A shard of rows ``(key, text, source, record, copies)``."""
     table = pa.table(
         {
             "text": [r[1] for r in rows],
             "source": [r[2] for r in rows],
             "record": [r[3] for r in rows],
             "key": [r[0] for r in rows],
+            "copies": [r[4] for r in rows],
         },
         schema=SCHEMA,
     )
@@ -288,7 +296,11 @@ def partition_part(
     the same source reruns no part. Memory is that of the samples, whatever the files' size.
     """
     text_field = source.get("text_field", "text")
-    text_of, value_of, keyed = text_getter(text_field), field_getter(domain_field), keyed_function(seed)
+    text_of, value_of, keyed = (
+        text_getter(text_field),
+        field_getter(domain_field),
+        keyed_function(seed),
+    )
     read = ReadStats()
     samples: dict[str, BottomK] = {}
     counts: dict[str, list[int]] = {}  # value -> [records, too short, bytes kept]

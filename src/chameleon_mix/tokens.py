@@ -10,8 +10,8 @@ Per dataset and domain, ``results/<dataset>/tokens/<domain>/`` holds for each sp
 
 and one ``stats.json``: dtype, EOS id, vocabulary size, the tokenizer (its directory and a digest
 of its definition) and per split the documents, tokens (EOS included), mean tokens per document,
-the sha256 of the ``.bin``, the documents' UTF-8 bytes and ``ratio``, the sums over documents
-that estimate the domain's tokens per byte (:mod:`chameleon_mix.corpus_stats`).
+the sha256 of the ``.bin`` and ``ratio``, the sums over documents that estimate the domain's
+tokens per byte (:class:`RatioSums`, read by :mod:`chameleon_mix.corpus_stats`).
 
 Writing streams: the parquet shard is read in record batches of ``batch_documents`` rows, each
 batch is encoded by the tokenizers library's batch encoder (parallel over its Rust threads; a
@@ -175,15 +175,18 @@ def _chunks(texts, max_chars: int, long_bytes: int):
 
 
 class RatioSums:
-    """Sums over documents of their UTF-8 bytes ``b`` and text tokens ``t`` (EOS left out):
-    enough for the ratio estimate of tokens per byte and its standard error."""
+    """Sums over distinct documents of their UTF-8 bytes ``b`` and text tokens ``t`` (EOS left
+    out), each times its copies in the source: enough for the ratio estimate of tokens per
+    byte of the source, copies included, and its standard error."""
 
     def __init__(self):
         self.documents = self.bytes = self.tokens = 0
         self.bytes_sq = self.tokens_sq = self.cross = 0.0
 
-    def add(self, size: np.ndarray, tokens: np.ndarray) -> None:
-        size, tokens = size.astype(np.float64), tokens.astype(np.float64)
+    def add(self, size: np.ndarray, tokens: np.ndarray, copies: np.ndarray | None = None) -> None:
+        """Add documents of ``size`` bytes, ``tokens`` text tokens, ``copies`` copies (1)."""
+        weight = np.ones(len(size)) if copies is None else np.asarray(copies, np.float64)
+        size, tokens = weight * size, weight * tokens
         self.documents += len(size)
         self.bytes += int(size.sum())
         self.tokens += int(tokens.sum())
@@ -217,11 +220,15 @@ def _write_split(
             digest.update(data)
             return len(ids)
 
-        for records in shard.iter_batches(batch_size=batch, columns=["text"]):
+        copies_of = "copies" in shard.schema_arrow.names  # each text's copies in its source
+        columns = ["text", "copies"] if copies_of else ["text"]
+        for records in shard.iter_batches(batch_size=batch, columns=columns):
             column = records.column(0)
+            copies = records.column(1).to_numpy() if copies_of else np.ones(len(column))
             if column.null_count:
                 row = done + column.is_null().to_numpy(zero_copy_only=False).argmax()
                 raise ValueError(f"{shard_path}: row {row} has no text; resample the domain")
+            first = 0  # the chunk's first row in the batch
             for texts in _chunks(column, MAX_CHARS_PER_ENCODE, PIECE_BYTES):
                 if len(texts) == 1 and texts[0].as_buffer().size > PIECE_BYTES:
                     # A long document: its pieces straight to the file, then its EOS.
@@ -233,7 +240,9 @@ def _write_split(
                     write(flat)
                 offsets[done + 1 : done + 1 + len(lengths)] = tokens + np.cumsum(lengths)
                 done, tokens = done + len(lengths), tokens + int(lengths.sum())
-                ratio.add(pc.binary_length(texts).to_numpy(zero_copy_only=False), lengths - 1)
+                size = pc.binary_length(texts).to_numpy(zero_copy_only=False)
+                ratio.add(size, lengths - 1, copies[first : first + len(texts)])
+                first += len(texts)
     offsets.flush()
     del offsets  # closes the memmap before the directory is moved into place
     return {
@@ -241,7 +250,6 @@ def _write_split(
         "tokens": tokens,
         "mean_tokens_per_document": tokens / documents if documents else 0.0,
         "sha256": digest.hexdigest(),
-        "bytes": ratio.bytes,
         "ratio": ratio.to_dict(),
     }
 

@@ -267,6 +267,14 @@ class Mixture:
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, self.probs.tolist()))
 
+    def planned_epochs(self, cfg: TrainConfig) -> dict[str, float]:
+        """How many times a run of ``cfg`` is expected to read each domain's train split."""
+        tokens = cfg.steps * cfg.batch_size * cfg.seq_len
+        return {
+            name: float(p * tokens / len(stream))
+            for name, p, stream in zip(self.names, self.probs, self.streams)
+        }
+
 
 @dataclass(frozen=True)
 class Ranks:
@@ -350,6 +358,11 @@ def train(
     Returns the training summary also written to ``out_dir/train_log.json``.
     """
     mixture = Mixture.of(streams, weights, data_digests, cfg.seq_len)
+    if distributed.is_main():
+        planned = mixture.planned_epochs(cfg)
+        print(
+            "epochs of each train split: " + ", ".join(f"{d} {e:.2f}" for d, e in planned.items())
+        )
     run = start(model, mixture, cfg, Path(out_dir), tokenizer, device, metadata, reweighter)
     upcoming = next_batch(run) if run.step < cfg.steps else None
     for _ in run.bar:  # one iteration per step left; train_step advances run.step
@@ -562,12 +575,16 @@ def finish(run: Run) -> dict:
 def training_summary(run: Run) -> dict:
     """What ``train_log.json`` holds: the settings, the tokens seen, the whole loss log."""
     names, tokens_seen = run.mixture.names, run.tokens_seen
+    train_tokens = [len(stream) for stream in run.mixture.streams]
     return {
         "config": asdict(run.cfg),
         "domains": names,
         "weights": run.mixture.weights,
         "tokens_per_domain": dict(zip(names, tokens_seen.tolist())),
         "tokens_total": int(tokens_seen.sum()),
+        # how many times the run read each domain's train split, on average
+        "train_tokens": dict(zip(names, train_tokens)),
+        "epochs": {n: int(seen) / size for n, seen, size in zip(names, tokens_seen, train_tokens)},
         "final_loss": run.log[-1]["loss"] if run.log else None,
         "tokens_per_second": run.tokens_per_second,
         "device": str(run.device),

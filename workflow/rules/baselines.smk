@@ -7,10 +7,11 @@ DOREMI_REFERENCE = {
 
 
 rule doremi_reference:
-    """DoReMi's reference model on the dataset's domains, uniform or by their token shares
-    (baselines.doremi.reference), with DoReMi's model and schedule; only when the uniform
+    """DoReMi's reference model on the dataset's domains, uniform or by their corpus token
+    shares (baselines.doremi.reference), with DoReMi's model and schedule; only when the uniform
     proxy is not that model already."""
     input:
+        unpack(lambda wc: get_dataset(wc).doremi_reference_inputs()),
         tokens=get_token_files("stats.json"),
         bins=get_token_files("train.bin"),
         tokenizer=get_tokenizer,
@@ -91,6 +92,7 @@ rule regmix_run:
     """One RegMix run: a small model trained on the run's sampled mixture, then its
     validation loss on every domain (independent jobs, in parallel on a cluster)."""
     input:
+        unpack(lambda wc: get_dataset(wc).regmix_run_inputs()),
         tokens=get_token_files("stats.json"),
         bins=get_token_files("train.bin"),
         val_bins=get_token_files("val.bin"),

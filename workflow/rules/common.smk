@@ -85,7 +85,7 @@ def get_embedding_model(wildcards):
 
 
 def get_mixture_inputs(wildcards):
-    return get_dataset(wildcards).method_inputs(wildcards.method)
+    return get_dataset(wildcards).mixture_inputs(wildcards.method)
 
 
 def get_reweighted_proxy_inputs(wildcards):

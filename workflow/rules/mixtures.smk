@@ -1,6 +1,7 @@
 rule mixture:
     """One method's domain weights, with what they cost: the method's registry entry
-    (chameleon_mix.methods.METHODS) names its input files and writes the mixture."""
+    (chameleon_mix.methods.METHODS) names its input files and writes the mixture; under the
+    dataset's budget, brought within max_epochs of each domain's corpus tokens."""
     input:
         unpack(get_mixture_inputs),
     output:
@@ -17,5 +18,6 @@ rule mixture:
     params:
         domains=get_domains,
         settings=lambda wc: get_dataset(wc).mixture_settings(wc.method),
+        budget=lambda wc: get_dataset(wc).budget,
     script:
         "../scripts/mixture.py"

@@ -26,3 +26,21 @@ rule tokenize_domain:
         runtime=240,
     script:
         "../scripts/tokenize_domain.py"
+
+
+rule corpus_stats:
+    """Each domain's documents, bytes and estimated tokens over its whole source, and their
+    shares (the natural mixture): from the counts the sampling jobs made while reading and
+    the tokens per byte of the tokenized shards."""
+    input:
+        unpack(lambda wc: get_dataset(wc).corpus_stats_inputs()),
+    output:
+        "results/{dataset}/corpus_stats.json",
+    log:
+        "results/logs/{dataset}/corpus_stats.log",
+    conda:
+        "../../envs/chameleon.yaml"
+    params:
+        domains=get_domains,
+    script:
+        "../scripts/corpus_stats.py"

@@ -125,6 +125,7 @@ def cluster_shards(
                 texts,
                 part.column("source").to_pylist(),
                 part.column("record").to_pylist(),
+                [1] * len(texts),  # a cluster's corpus is its distinct documents
             )
         )
         write_rows(out_dir / f"{split}.parquet", rows)

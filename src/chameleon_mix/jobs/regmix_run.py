@@ -1,3 +1,4 @@
+from chameleon_mix.corpus_stats import natural_shares
 from chameleon_mix.io import logged
 from chameleon_mix.regmix import regmix_run
 from chameleon_mix.tokens import token_dirs
@@ -15,6 +16,6 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         seed=settings["seed"],
         concentrations=list(settings["concentrations"]),
         temperature=settings["temperature"],
-        prior=dict(settings["prior"]) if settings["prior"] else None,
+        prior=dict(settings["prior"] or natural_shares(snakemake.input.corpus_stats, domains)),
         max_usage=settings["max_usage"],
     )

@@ -13,5 +13,7 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         model=snakemake.params.model,
         train_config=dict(snakemake.params.train),
         out_dir=Path(snakemake.output.model).parent,
-        weights=reference_weights(snakemake.params.mixture, tokens),
+        weights=reference_weights(
+            snakemake.params.mixture, list(tokens), snakemake.input.get("corpus_stats")
+        ),
     )
