@@ -10,7 +10,7 @@ import pytest
 
 from chameleon_mix.io import write_json
 from chameleon_mix.mixtures import uniform_mixture, write_mixture
-from chameleon_mix.report import comparison, seed_summary, write_report
+from chameleon_mix.report import comparison, natural_shares, seed_summary, write_report
 
 DOMAINS = ["a", "b", "c", "d", "e"]
 SEEDS = [0, 1, 2]
@@ -36,20 +36,22 @@ TASKS = {
 TASK_SPREAD = [0.0, 0.02, -0.02]
 
 
-def write_run(root, method, seed, perplexity, tasks, shares):
+def write_run(root, method, seed, perplexity, tasks, shares, epochs=None):
     """One base model's files as the workflow writes them: the training summary's per-domain
-    tokens, domain_perplexities' and downstream's JSON."""
+    tokens (and, given ``epochs``, its train splits' tokens and repetition),
+    domain_perplexities' and downstream's JSON."""
     run = root / method / f"seed-{seed}"
     tokens = {d: int(10_000 * shares[d]) for d in DOMAINS}
-    write_json(
-        run / "train_log.json",
-        {
-            "tokens_per_domain": tokens,
-            "tokens_total": sum(tokens.values()),
-            "config": {"seed": seed, "seq_len": 16},
-            "model": {"n_layer": 2, "n_head": 4, "n_embd": 128, "n_inner": 512},
-        },
-    )
+    log = {
+        "tokens_per_domain": tokens,
+        "tokens_total": sum(tokens.values()),
+        "config": {"seed": seed, "seq_len": 16},
+        "model": {"n_layer": 2, "n_head": 4, "n_embd": 128, "n_inner": 512},
+    }
+    if epochs:
+        log["train_tokens"] = {d: round(tokens[d] / epochs[d]) for d in DOMAINS}
+        log["epochs"] = epochs
+    write_json(run / "train_log.json", log)
     write_json(
         run / "perplexity.json",
         {
@@ -72,8 +74,9 @@ def write_run(root, method, seed, perplexity, tasks, shares):
     }
 
 
-def write_inputs(root, seeds=SEEDS):
-    """Uniform, Chameleon (1e15 FLOPs) and DoReMi (1e16) with one run per seed."""
+def write_inputs(root, seeds=SEEDS, epochs=None):
+    """Uniform, Chameleon (1e15 FLOPs) and DoReMi (1e16) with one run per seed; ``epochs``:
+    method -> seed -> each domain's train-split repetition, for the logs that record it."""
     means = {
         "uniform": dict.fromkeys(DOMAINS, 100.0),
         "chameleon": CHAMELEON,
@@ -95,15 +98,29 @@ def write_inputs(root, seeds=SEEDS):
                 t: (score + TASK_SPREAD[seed], metric)
                 for t, (score, metric) in TASKS[method].items()
             }
-            runs.append(write_run(root, method, seed, perplexity, tasks, shares[method]))
+            repeated = (epochs or {}).get(method, {}).get(seed)
+            runs.append(write_run(root, method, seed, perplexity, tasks, shares[method], repeated))
         methods[method] = {"mixture": root / f"mixtures/{method}.json", "runs": runs}
     return methods
 
 
-def write_outputs(root, rows):
+def write_outputs(root, rows, **extra):
     out = {name: root / "report" / name for name in ("c.md", "c.csv", "ppl.png", "w.png")}
-    write_report("toy", rows, DOMAINS, *out.values())
+    write_report("toy", rows, DOMAINS, *out.values(), **extra)
     return out
+
+
+def csv_cells(path):
+    """(section, item, method, seed, statistic) -> value of the report's long CSV."""
+    with open(path, newline="") as f:
+        return {
+            (r["section"], r["item"], r["method"], r["seed"], r["statistic"]): r["value"]
+            for r in csv.DictReader(f)
+        }
+
+
+def png_height(path):
+    return int.from_bytes(path.read_bytes()[20:24], "big")  # the IHDR chunk's height
 
 
 def test_seed_summary_is_the_sample_mean_and_sd():
@@ -210,3 +227,159 @@ def test_bad_inputs_are_named(tmp_path):
     methods["doremi"]["runs"][1]["downstream"].unlink()
     with pytest.raises(FileNotFoundError, match="method 'doremi', seed 1: downstream scores"):
         comparison(methods, DOMAINS)
+
+
+# The corpus's tokens per domain (natural shares 0.1, 0.2, 0.3, 0.2, 0.2) and a budget of 1e7
+# tokens repeating a corpus at most 4 times.
+CORPUS_TOKENS = {"a": 1e6, "b": 2e6, "c": 3e6, "d": 2e6, "e": 2e6}
+BUDGET = {"tokens": 10_000_000, "max_epochs": 4.0}
+
+
+def write_corpus_stats(root):
+    """corpus_stats.json as the corpus statistics rule writes it."""
+    total = sum(CORPUS_TOKENS.values())
+    domains = {
+        d: {
+            "documents": 1200,
+            "bytes": int(tokens / 0.35),
+            "distinct_documents": 1190,
+            "duplicates": 10,
+            "exact": False,
+            "tokens": tokens,
+            "tokens_stderr": 2345.6,
+            "tokens_per_byte": 0.35,
+            "sampled_documents": 360,
+            "source": "toy",
+        }
+        for d, tokens in CORPUS_TOKENS.items()
+    }
+    path = root / "corpus_stats.json"
+    write_json(
+        path,
+        {
+            "dataset": "toy",
+            "tokenizer": "toy-bpe",
+            "domains": domains,
+            "total_tokens": total,
+            "total_documents": 1200 * len(domains),
+            "total_bytes": sum(s["bytes"] for s in domains.values()),
+            "natural": {d: tokens / total for d, tokens in CORPUS_TOKENS.items()},
+        },
+    )
+    return path
+
+
+def write_budgeted_mixture(path, method, unconstrained, weights, capped):
+    """A mixture planned under :data:`BUDGET`: its weights after capping at max_epochs."""
+    epochs = {d: weights[d] * BUDGET["tokens"] / CORPUS_TOKENS[d] for d in DOMAINS}
+    write_mixture(
+        path,
+        method,
+        weights,
+        unconstrained_weights=unconstrained,
+        epochs=epochs,
+        capped=capped,
+        budget=BUDGET,
+    )
+
+
+def test_weights_beside_natural_shares_and_epochs_under_the_budget(tmp_path):
+    methods = write_inputs(tmp_path)
+    # Chameleon wants 0.5 of a, 5 epochs of its corpus: capped at 4 epochs (0.4), the rest
+    # spread over the other domains in proportion. Uniform repeats a 2x, within the limit.
+    write_budgeted_mixture(
+        tmp_path / "mixtures/chameleon.json",
+        "chameleon",
+        {"a": 0.5, "b": 0.2, "c": 0.1, "d": 0.1, "e": 0.1},
+        {"a": 0.4, "b": 0.24, "c": 0.12, "d": 0.12, "e": 0.12},
+        ["a"],
+    )
+    write_budgeted_mixture(
+        tmp_path / "mixtures/uniform.json", "uniform", *[dict.fromkeys(DOMAINS, 0.2)] * 2, []
+    )
+    natural = natural_shares(write_corpus_stats(tmp_path), DOMAINS)
+    assert natural == pytest.approx({"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.2, "e": 0.2})
+    rows = comparison(methods, DOMAINS)
+    assert rows["chameleon"]["budget"]["epochs"]["a"] == pytest.approx(4.0)
+    assert rows["chameleon"]["budget"]["capped"] == ["a"]
+    assert rows["doremi"]["budget"] is None  # planned without a budget
+
+    out = write_outputs(tmp_path, rows, natural=natural, max_epochs=4.0)
+    text = out["c.md"].read_text()
+    assert "| Domain | uniform | chameleon | doremi | natural (corpus) |" in text
+    # weight (realised share) · epochs under the budget, capped from the method's own weight
+    assert (
+        "| a | 0.200 (0.200) · 2.0× | 0.400 (0.400) · 4.0×, capped from 0.500 "
+        "| 0.400 (0.400) | 0.100 |" in text
+    )
+    assert "| c | 0.200 (0.200) · 0.7× | 0.120 (0.100) · 0.4× | 0.100 (0.100) | 0.300 |" in text
+    assert "1e+07 tokens, at most 4 epochs" in text
+    assert "share of the corpus's tokens (corpus_stats.json)" in text
+
+    cells = csv_cells(out["c.csv"])
+    for d, share in natural.items():
+        assert float(cells[("natural_share", d, "", "", "value")]) == pytest.approx(share)
+    assert float(cells[("budget_epochs", "a", "chameleon", "", "value")]) == pytest.approx(4.0)
+    assert cells[("budget_epochs", "a", "chameleon", "", "capped")] == "True"
+    assert cells[("budget_epochs", "b", "chameleon", "", "capped")] == "False"
+    assert float(cells[("unconstrained_weight", "a", "chameleon", "", "value")]) == 0.5
+    assert float(cells[("summary", "budget_tokens", "chameleon", "", "value")]) == 1e7
+    assert ("budget_epochs", "a", "doremi", "", "value") not in cells
+    # Two panels: the weights beside the natural shares, and the epochs under the budget.
+    assert png_height(out["w.png"]) > 2 * png_height(out["ppl.png"]) * 0.8
+
+    with pytest.raises(ValueError, match=r"have no token share for \['f'\]"):
+        natural_shares(tmp_path / "corpus_stats.json", [*DOMAINS, "f"])
+
+
+def test_a_train_split_repeated_beyond_max_epochs_is_marked_with_its_fix(tmp_path):
+    # Chameleon's models cycle a's train split 5x (mean over seeds), b's 3.9x; uniform's 2x
+    # everywhere; DoReMi's logs were written before they recorded repetition.
+    chameleon = {"a": 5.0, "b": 3.9, "c": 1.0, "d": 1.0, "e": 1.0}
+    epochs = {
+        "chameleon": {
+            seed: {**chameleon, "a": 5.0 + step} for seed, step in zip(SEEDS, [0, 0.2, -0.2])
+        },
+        "uniform": dict.fromkeys(SEEDS, dict.fromkeys(DOMAINS, 2.0)),
+    }
+    rows = comparison(write_inputs(tmp_path, epochs=epochs), DOMAINS)
+    assert rows["chameleon"]["split_epochs"]["a"]["values"] == pytest.approx([5.0, 5.2, 4.8])
+    assert rows["chameleon"]["split_epochs"]["b"]["mean"] == pytest.approx(3.9)
+    assert rows["doremi"]["split_epochs"] == dict.fromkeys(DOMAINS)
+
+    out = write_outputs(tmp_path, rows, max_epochs=4.0)
+    text = out["c.md"].read_text()
+    section = text.split("## Repetition of each domain's train split in these models")[1]
+    assert "| a | 2.0× | **5.0×** † | – |" in section
+    assert "| b | 2.0× | 3.9× | – |" in section  # below the limit: unmarked
+    assert "| Largest repetition | 2.0× (a) | 5.0× (a) | – |" in section
+    assert (
+        "raise `splits.train` (domain a repeats 5.0× its train split; > max_epochs 4): "
+        "chameleon 5.0×." in section
+    )
+    assert "domain b" not in section and section.count("raise `splits.train`") == 1
+    assert "does not record `epochs`" in section
+
+    cells = csv_cells(out["c.csv"])
+    assert float(cells[("split_epochs", "a", "chameleon", "1", "value")]) == pytest.approx(5.2)
+    assert float(cells[("split_epochs", "a", "chameleon", "", "mean")]) == pytest.approx(5.0)
+    assert cells[("split_epochs", "a", "chameleon", "", "exceeds_max_epochs")] == "True"
+    assert cells[("split_epochs", "b", "chameleon", "", "exceeds_max_epochs")] == "False"
+    assert ("split_epochs", "a", "doremi", "", "mean") not in cells
+    assert float(cells[("summary", "max_epochs", "", "", "value")]) == 4.0
+    # The second panel shows the repetition (no mixture has a budget).
+    assert png_height(out["w.png"]) > 2 * png_height(out["ppl.png"]) * 0.8
+
+    # A looser limit marks nothing.
+    loose = write_outputs(tmp_path, rows, max_epochs=6.0)["c.md"].read_text()
+    assert "**5.0×**" not in loose and "raise `splits.train`" not in loose
+
+
+def test_logs_without_repetition_show_a_dash(tmp_path):
+    rows = comparison(write_inputs(tmp_path, seeds=[0]), DOMAINS)
+    assert rows["chameleon"]["split_epochs"] == dict.fromkeys(DOMAINS)
+    text = write_outputs(tmp_path, rows)["c.md"].read_text()
+    section = text.split("## Repetition of each domain's train split in these models")[1]
+    assert "| a | – | – | – |" in section
+    assert "| Largest repetition | – | – | – |" in section
+    assert "–: unknown; the model's train_log.json does not record `epochs`" in section

@@ -1,7 +1,9 @@
 """Compare mixture methods on one dataset, in the form of the paper's Tables 2-5.
 
-Inputs per method: its mixture and, for each training seed, its base model's training log
-(realised tokens per domain), per-domain test perplexity and downstream scores. Every number
+Inputs per method: its mixture (with its epochs under the token budget, if any) and, for
+each training seed, its base model's training log (realised tokens per domain, repetition of
+each train split), per-domain test perplexity and downstream scores; per dataset, the corpus's
+token shares (the ``natural`` weights) and the repetition limit ``max_epochs``. Every number
 is reported as mean ± standard deviation over the seeds, and a method is marked better or
 worse than uniform only where Welch's t-test over the seeds finds the difference (p <
 :data:`SIGNIFICANCE`): a difference inside the seeds' spread is left unmarked, and with one
@@ -22,6 +24,7 @@ from .io import atomic_path
 
 SIGNIFICANCE = 0.05  # Welch's t-test level at which a difference from uniform is marked
 UNTESTED, WITHIN = "untested", "within spread"  # verdicts besides "better" and "worse"
+NATURAL = "natural (corpus)"  # the weight table's column and plot's series of corpus shares
 
 
 def _load(path, what: str) -> dict:
@@ -74,7 +77,7 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
     seeds = [run["seed"] for run in runs]
     if not runs or len(set(seeds)) != len(seeds):
         raise ValueError(f"method {name!r}: needs one run per seed, got seeds {seeds}")
-    shares, perplexities, tasks, metrics = [], [], [], {}
+    shares, perplexities, tasks, metrics, split_epochs = [], [], [], {}, []
     for run in runs:
         where = f"method {name!r}, seed {run['seed']}:"
         log = _load(run["train_log"], f"{where} training log")
@@ -91,6 +94,7 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
             )
         total = sum(log["tokens_per_domain"][d] for d in domains)
         shares.append({d: log["tokens_per_domain"][d] / total for d in domains})
+        split_epochs.append(log.get("epochs"))  # absent from logs written before it was recorded
         perplexities.append({d: ppl[d]["perplexity"] for d in domains})
         tasks.append({t: v["score"] for t, v in scores.items()})
         metrics.update({t: v["metric"] for t, v in scores.items()})
@@ -103,8 +107,10 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
     return {
         "seeds": seeds,
         "weights": {d: mixture["weights"][d] for d in domains},
+        "budget": _budget(mixture, domains),
         "compute_flops": float(mixture["compute_flops"]),
         "realised": {d: seed_summary([s[d] for s in shares]) for d in domains},
+        "split_epochs": {d: _seeds_epochs(split_epochs, d) for d in domains},
         "perplexity": {d: seed_summary([p[d] for p in perplexities]) for d in domains},
         "average_perplexity": seed_summary([np.mean(list(p.values())) for p in perplexities]),
         "tasks": {t: seed_summary([s[t] for s in tasks]) for t in tasks[0]},
@@ -115,12 +121,45 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
     }
 
 
+def _seeds_epochs(split_epochs: list[dict | None], domain: str) -> dict | None:
+    """The repetition of ``domain``'s train split summarised over the seeds' logs; None
+    (unknown) when a log does not record it."""
+    if any(epochs is None or domain not in epochs for epochs in split_epochs):
+        return None
+    return seed_summary([epochs[domain] for epochs in split_epochs])
+
+
+def _budget(mixture: dict, domains: list[str]) -> dict | None:
+    """The mixture's token budget: ``tokens``, ``max_epochs``, each domain's ``epochs`` (times
+    the planned run repeats its corpus), the ``capped`` domains and the
+    ``unconstrained_weights`` before capping; None for a mixture planned without a budget."""
+    if "budget" not in mixture:
+        return None
+    return {
+        "tokens": float(mixture["budget"]["tokens"]),
+        "max_epochs": float(mixture["budget"]["max_epochs"]),
+        "epochs": {d: float(mixture["epochs"][d]) for d in domains},
+        "capped": [d for d in domains if d in mixture["capped"]],
+        "unconstrained_weights": {d: mixture["unconstrained_weights"][d] for d in domains},
+    }
+
+
+def natural_shares(corpus_stats: str | Path, domains: list[str]) -> dict[str, float]:
+    """Each domain's share of the corpus's tokens, from ``corpus_stats.json`` (its
+    ``natural``): the weights of sampling the corpus as it is."""
+    natural = _load(corpus_stats, "corpus statistics")["natural"]
+    missing = [d for d in domains if d not in natural]
+    if missing:
+        raise ValueError(f"corpus statistics {corpus_stats} have no token share for {missing}")
+    return {d: float(natural[d]) for d in domains}
+
+
 def comparison(methods: dict[str, dict], domains: list[str]) -> dict:
     """``methods``: name -> {"mixture": path, "runs": [{"seed", "train_log", "perplexity",
     "downstream"}, ...]}, one run per training seed. Returns name -> that method's numbers
-    summarised over seeds, each compared with uniform's (``versus_uniform``), the domains
-    where it is significantly better/worse than uniform, and its compute relative to
-    Chameleon's."""
+    summarised over seeds (``split_epochs``: None for a domain where a log lacks it), each
+    compared with uniform's (``versus_uniform``), the domains where it is significantly
+    better/worse than uniform, and its compute relative to Chameleon's."""
     if "uniform" not in methods:
         raise ValueError("the comparison needs the `uniform` method as its baseline")
     rows = {name: _method_runs(name, files, domains) for name, files in methods.items()}
@@ -189,25 +228,37 @@ def _rule_text(rows: dict) -> str:
 
 
 def write_report(
-    dataset: str, rows: dict, domains: list[str], out_md, out_csv, perplexity_plot, weights_plot
+    dataset: str,
+    rows: dict,
+    domains: list[str],
+    out_md,
+    out_csv,
+    perplexity_plot,
+    weights_plot,
+    natural: dict[str, float] | None = None,
+    max_epochs: float = 4.0,
 ) -> None:
     """The comparison of the methods in ``rows`` on ``dataset``: the Markdown report, the long
-    CSV and the two plots."""
+    CSV and the two plots. ``natural``: the corpus's token shares (:func:`natural_shares`), shown
+    beside the weights; ``max_epochs``: the dataset's repetition limit, above which a train
+    split's repetition is marked."""
     text = "\n\n".join(
         [
             f"# Mixture comparison: {dataset}",
             _rule_text(rows),
             "## Per-domain test perplexity\n\n" + _perplexity_table(rows, domains),
             "## Downstream tasks (lm-eval, averaged over shots)\n\n" + _task_table(rows),
-            "## Domain weights (realised token share, mean over seeds, in parentheses)\n\n"
-            + _weight_table(rows, domains),
+            "## Domain weights\n\n" + _weight_section(rows, domains, natural),
+            "## Repetition of each domain's train split in these models\n\n"
+            + _repetition_section(rows, domains, max_epochs),
             "## Compute spent to obtain the mixture\n\n" + _compute_section(rows),
         ]
     )
     with atomic_path(out_md) as tmp:
         tmp.write_text(text + "\n")
-    _write_csv(rows, domains, out_csv)
-    _plots(rows, domains, perplexity_plot, weights_plot)
+    _write_csv(rows, domains, out_csv, natural, max_epochs)
+    _perplexity_plot(rows, domains, perplexity_plot)
+    _weights_plot(rows, domains, natural, max_epochs, weights_plot)
 
 
 def _perplexity_table(rows: dict, domains: list[str]) -> str:
@@ -280,20 +331,125 @@ def _task_table(rows: dict) -> str:
     return _markdown_table(["Task", *methods], body)
 
 
-def _weight_table(rows: dict, domains: list[str]) -> str:
-    """Each domain's weight per method, with its realised token share in parentheses."""
+def _weight_section(rows: dict, domains: list[str], natural: dict | None) -> str:
+    """What the weight table's numbers are, and the table: each domain's weight per method
+    (with its realised share, and its epochs under a budget), and its natural share."""
+    notes = [
+        "Each cell: the method's weight, in parentheses the token share its models realised "
+        "(mean over seeds).",
+        _budget_note(rows),
+    ]
+    if natural:
+        notes.append(
+            f"`{NATURAL}`: the domain's share of the corpus's tokens (corpus_stats.json), the "
+            "weights of sampling the corpus as it is."
+        )
     methods = list(rows)
+    header = ["Domain", *methods, *([NATURAL] if natural else [])]
     body = [
         [
             d,
-            *(
-                f"{rows[m]['weights'][d]:.3f} ({rows[m]['realised'][d]['mean']:.3f})"
-                for m in methods
-            ),
+            *(_weight_cell(rows[m], d) for m in methods),
+            *([f"{natural[d]:.3f}"] if natural else []),
         ]
         for d in domains
     ]
-    return _markdown_table(["Domain", *methods], body)
+    return " ".join(filter(None, notes)) + "\n\n" + _markdown_table(header, body)
+
+
+def _budget_note(rows: dict) -> str | None:
+    """What ``· N×`` and ``capped from w`` in the weight table mean, and the budget (each
+    method's where they differ); None when no mixture has a budget."""
+    budgets = {
+        m: f"{row['budget']['tokens']:.3g} tokens, at most {row['budget']['max_epochs']:g} epochs"
+        for m, row in rows.items()
+        if row["budget"]
+    }
+    if not budgets:
+        return None
+    plans = set(budgets.values())
+    plan = plans.pop() if len(plans) == 1 else "; ".join(f"{m}: {b}" for m, b in budgets.items())
+    return (
+        "`· N×`: the times the planned run repeats the domain's corpus under the token budget "
+        f"(weight × budget tokens / the domain's corpus tokens; {plan}); `capped from w`: the "
+        "repetition limit lowered the method's own weight w."
+    )
+
+
+def _weight_cell(row: dict, domain: str) -> str:
+    """``weight (realised share)``, then ``· epochs×`` under a budget, and the weight before
+    capping where the repetition limit capped it."""
+    text = f"{row['weights'][domain]:.3f} ({row['realised'][domain]['mean']:.3f})"
+    budget = row["budget"]
+    if budget is None:
+        return text
+    text += f" · {budget['epochs'][domain]:.1f}×"
+    if domain in budget["capped"]:
+        text += f", capped from {budget['unconstrained_weights'][domain]:.3f}"
+    return text
+
+
+def _overrepeated(rows: dict, domains: list[str], max_epochs: float) -> dict[str, dict]:
+    """domain -> {method: mean epochs of its train split} for the methods whose models cycle
+    the domain's train split more than ``max_epochs`` times."""
+    over = {}
+    for d in domains:
+        epochs = {m: row["split_epochs"][d] for m, row in rows.items()}
+        above = {m: s["mean"] for m, s in epochs.items() if s and s["mean"] > max_epochs}
+        if above:
+            over[d] = above
+    return over
+
+
+def _repetition_section(rows: dict, domains: list[str], max_epochs: float) -> str:
+    """How many times each method's models cycled each domain's train split, their largest
+    repetition, and the domains repeated more than ``max_epochs`` with the fix."""
+    methods = list(rows)
+    over = _overrepeated(rows, domains, max_epochs)
+
+    def cell(m, d):
+        summary = rows[m]["split_epochs"][d]
+        if summary is None:
+            return "–"
+        text = f"{summary['mean']:.1f}×"
+        return f"**{text}** †" if m in over.get(d, {}) else text
+
+    def largest(m):
+        known = {d: s["mean"] for d, s in rows[m]["split_epochs"].items() if s is not None}
+        if not known:
+            return "–"
+        d = max(known, key=known.get)
+        return f"{known[d]:.1f}× ({d})"
+
+    body = [[d, *(cell(m, d) for m in methods)] for d in domains]
+    body.append(["Largest repetition", *(largest(m) for m in methods)])
+    unknown = any(s is None for row in rows.values() for s in row["split_epochs"].values())
+    limit = f"the dataset's `budget.max_epochs` ({max_epochs:g})"
+    text = (
+        "Each cell: the times the models cycled the domain's train split (tokens drawn from "
+        "the domain / tokens in its train split), mean over seeds. "
+        + (
+            f"**Bold** †: more than {limit}."
+            if over
+            else f"None of the known repetitions is more than {limit}."
+        )
+        + "\n\n"
+        + _markdown_table(["Domain", *methods], body)
+    )
+    for d, above in over.items():
+        worst = max(above.values())
+        text += (
+            f"\n\n† raise `splits.train` (domain {d} repeats {worst:.1f}× its train split; "
+            f"> max_epochs {max_epochs:g}): "
+            + ", ".join(f"{m} {e:.1f}×" for m, e in above.items())
+            + "."
+        )
+    if unknown:
+        text += (
+            "\n\n–: unknown; the model's train_log.json does not record `epochs` (it was "
+            "trained before the log did): train it again to see its repetition."
+        )
+    return text
 
 
 def _compute_section(rows: dict) -> str:
@@ -317,9 +473,14 @@ def _compute_section(rows: dict) -> str:
     )
 
 
-def _write_csv(rows: dict, domains: list[str], out_csv) -> None:
+def _write_csv(
+    rows: dict, domains: list[str], out_csv, natural: dict | None, max_epochs: float
+) -> None:
     """Long form: ``section, item, method, seed, statistic, value``; per-seed rows have
-    statistic ``value``, the summaries ``mean``, ``sd`` and ``versus_uniform`` an empty seed."""
+    statistic ``value``, the summaries ``mean``, ``sd`` and ``versus_uniform`` an empty seed.
+    Budgeted mixtures add ``unconstrained_weight`` and ``budget_epochs`` (statistics ``value``
+    and ``capped``); ``split_epochs`` adds ``exceeds_max_epochs`` where known. Dataset-wide
+    rows (``natural_share``, ``max_epochs``) have an empty method."""
 
     def summarised(writer, section, item, method, summary, versus):
         if summary is None:
@@ -336,11 +497,24 @@ def _write_csv(rows: dict, domains: list[str], out_csv) -> None:
     with atomic_path(out_csv) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["section", "item", "method", "seed", "statistic", "value"])
+        writer.writerow(["summary", "max_epochs", "", "", "value", max_epochs])
+        for d, share in (natural or {}).items():
+            writer.writerow(["natural_share", d, "", "", "value", share])
         for m, row in rows.items():
-            versus = row["versus_uniform"]
+            versus, budget = row["versus_uniform"], row["budget"]
             for d in domains:
                 writer.writerow(["weight", d, m, "", "value", row["weights"][d]])
+                if budget:
+                    weight = budget["unconstrained_weights"][d]
+                    writer.writerow(["unconstrained_weight", d, m, "", "value", weight])
+                    writer.writerow(["budget_epochs", d, m, "", "value", budget["epochs"][d]])
+                    writer.writerow(["budget_epochs", d, m, "", "capped", d in budget["capped"]])
                 summarised(writer, "realised_share", d, m, row["realised"][d], None)
+                split = row["split_epochs"][d]
+                summarised(writer, "split_epochs", d, m, split, None)
+                if split is not None:
+                    exceeds = split["mean"] > max_epochs
+                    writer.writerow(["split_epochs", d, m, "", "exceeds_max_epochs", exceeds])
                 summarised(
                     writer, "perplexity", d, m, row["perplexity"][d], versus["perplexity"][d]
                 )
@@ -366,34 +540,91 @@ def _write_csv(rows: dict, domains: list[str], out_csv) -> None:
             for key in ("domains_better", "domains_worse", "compute_flops", "compute_ratio"):
                 value = row[key]
                 writer.writerow(["summary", key, m, "", "value", "" if value is None else value])
+            if budget:
+                writer.writerow(["summary", "budget_tokens", m, "", "value", budget["tokens"]])
 
 
-def _plots(rows: dict, domains: list[str], perplexity_plot, weights_plot) -> None:
+def _grouped_bars(ax, domains: list[str], series: dict[str, dict]) -> None:
+    """One bar per series beside each other at each domain; ``series``: label -> keyword
+    arguments of ``ax.bar`` (``height`` included)."""
+    x = np.arange(len(domains))
+    width = 0.8 / len(series)
+    for i, (label, bars) in enumerate(series.items()):
+        ax.bar(x + i * width, width=width, label=label, **bars)
+    ax.set_xticks(x + width * (len(series) - 1) / 2, domains, rotation=60, ha="right")
+
+
+def _perplexity_plot(rows: dict, domains: list[str], path) -> None:
     from .plots import _figure, _save
 
-    plt = _figure()
-    methods = list(rows)
-    x = np.arange(len(domains))
-    width = 0.8 / len(methods)
-    for path, key, label in (
-        (perplexity_plot, "perplexity", "test perplexity (mean ± sd over seeds)"),
-        (weights_plot, "weights", "domain weight"),
-    ):
-        fig, ax = plt.subplots(figsize=(2 + 0.7 * len(domains), 4.5))
-        for i, m in enumerate(methods):
-            if key == "perplexity":
-                cells = [rows[m]["perplexity"][d] for d in domains]
-                heights = [c["mean"] for c in cells]
-                errors = [c["sd"] or 0.0 for c in cells]
-            else:
-                heights, errors = [rows[m]["weights"][d] for d in domains], None
-            ax.bar(x + i * width, heights, width, yerr=errors, capsize=2, label=m)
-        ax.set_xticks(x + width * (len(methods) - 1) / 2, domains, rotation=60, ha="right")
-        ax.set_ylabel(label)
-        if key == "perplexity":
-            ax.set_yscale("log")
-        ax.legend()
-        _save(fig, path)
+    fig, ax = _figure().subplots(figsize=(2 + 0.7 * len(domains), 4.5))
+    series = {
+        m: {
+            "height": [row["perplexity"][d]["mean"] for d in domains],
+            "yerr": [row["perplexity"][d]["sd"] or 0.0 for d in domains],
+            "capsize": 2,
+        }
+        for m, row in rows.items()
+    }
+    _grouped_bars(ax, domains, series)
+    ax.set_ylabel("test perplexity (mean ± sd over seeds)")
+    ax.set_yscale("log")
+    ax.legend()
+    _save(fig, path)
+
+
+def _weights_plot(
+    rows: dict, domains: list[str], natural: dict | None, max_epochs: float, path
+) -> None:
+    """Above: each method's weights beside the natural shares. Below: :func:`_repetition_panel`."""
+    from .plots import _figure, _save
+
+    fig, (top, bottom) = _figure().subplots(2, 1, figsize=(2 + 0.7 * len(domains), 9))
+    color = {m: f"C{i}" for i, m in enumerate(rows)}  # a method's colour in both panels
+    weights = {
+        m: {"height": [row["weights"][d] for d in domains], "color": color[m]}
+        for m, row in rows.items()
+    }
+    if natural:
+        weights[NATURAL] = {
+            "height": [natural[d] for d in domains],
+            "color": "lightgrey",
+            "hatch": "//",
+            "edgecolor": "grey",
+        }
+    _grouped_bars(top, domains, weights)
+    top.set_ylabel("domain weight")
+    top.legend()
+
+    _repetition_panel(bottom, rows, domains, max_epochs, color)
+    _save(fig, path)
+
+
+def _repetition_panel(ax, rows: dict, domains: list[str], max_epochs: float, color: dict) -> None:
+    """Each domain's epochs under the token budget per budgeted method, or without a budget
+    the models' repetition of its train split (mean over seeds); a line at ``max_epochs``."""
+    budgeted = {m: row["budget"]["epochs"] for m, row in rows.items() if row["budget"]}
+    if budgeted:
+        epochs = budgeted
+        ax.set_ylabel("epochs of each corpus under the token budget")
+    else:
+        epochs = {
+            m: {d: s["mean"] if s else np.nan for d, s in row["split_epochs"].items()}
+            for m, row in rows.items()
+            if any(row["split_epochs"].values())
+        }
+        ax.set_ylabel("repetition of the train split (mean over seeds)")
+    if epochs:
+        series = {
+            m: {"height": [e[d] for d in domains], "color": color[m]} for m, e in epochs.items()
+        }
+        _grouped_bars(ax, domains, series)
+    else:
+        message = "the training logs do not record repetition"
+        ax.text(0.5, 0.8, message, ha="center", transform=ax.transAxes)
+        ax.set(xticks=[], ylim=(0, 1.5 * max_epochs))
+    ax.axhline(max_epochs, color="red", linestyle="--", label=f"max_epochs {max_epochs:g}")
+    ax.legend()
 
 
 def weight_trajectories(files: dict[str, str | Path]) -> dict[str, tuple[list[int], dict]]:

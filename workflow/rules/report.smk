@@ -1,9 +1,10 @@
 rule report:
-    """The methods side by side over their seeds: perplexity, downstream accuracy, weights,
-    compute."""
+    """The methods side by side over their seeds: perplexity, downstream accuracy, weights
+    beside the corpus's natural shares, repetition of the train splits, compute."""
     input:
         unpack(lambda wc: get_dataset(wc).report_inputs()),
         unpack(lambda wc: get_dataset(wc).trajectory_files()),
+        corpus_stats="results/{dataset}/corpus_stats.json",
     output:
         markdown=report(
             "results/{dataset}/report/comparison.md",
@@ -34,5 +35,6 @@ rule report:
         domains=get_domains,
         methods=get_setting("methods"),
         seeds=get_setting("seeds"),
+        max_epochs=get_setting("budget", "max_epochs"),
     script:
         "../scripts/report.py"

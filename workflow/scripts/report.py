@@ -1,7 +1,7 @@
 from chameleon_mix.io import logged
 from chameleon_mix.methods import METHODS
 from chameleon_mix.plots import plot_weight_trajectories
-from chameleon_mix.report import comparison, weight_trajectories, write_report
+from chameleon_mix.report import comparison, natural_shares, weight_trajectories, write_report
 
 with logged(snakemake.log[0]):
     kinds = ("train_log", "perplexity", "downstream")
@@ -27,6 +27,8 @@ with logged(snakemake.log[0]):
         snakemake.output.table,
         snakemake.output.perplexity_plot,
         snakemake.output.weights_plot,
+        natural=natural_shares(snakemake.input.corpus_stats, domains),
+        max_epochs=snakemake.params.max_epochs,
     )
     trajectories = {
         name.removeprefix("trajectory_"): path
