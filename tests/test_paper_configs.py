@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from chameleon_mix.config import validate_config
+from chameleon_mix.plan import Plan
 from chameleon_mix.settings import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,24 +229,17 @@ PAPER_WEIGHTS = {
     "stack": columns(("chameleon",), TABLE_17_ROWS),
 }
 
-# The Pile cannot pass with one split size for all its domains: Pile-CC at RegMix's 0.870
-# needs a split of ~514,000 documents, while Ubuntu IRC has ~10,600 documents in all
-# (Gutenberg ~28,600, PhilPapers ~34,000), fewer than even today's 50,000 + 2,000 + 2,000.
-PILE_NEEDS_PER_DOMAIN_SPLITS = pytest.mark.xfail(
-    strict=True,
-    reason="one splits.train for 17 Pile domains cannot be both large enough for Pile-CC "
-    "and small enough for Ubuntu IRC; needs per-domain split sizes",
-)
-PAPER_SCALE = [
-    "slimpajama",
-    pytest.param("pile", marks=PILE_NEEDS_PER_DOMAIN_SPLITS),
-    "wiki40b",
-    "stack",
-]
+PAPER_SCALE = ["slimpajama", "pile", "wiki40b", "stack"]
 
 
 def resolved_dataset(name: str, config: dict = SHIPPED) -> dict:
     return resolve(validate_config(copy.deepcopy(config)))["datasets"][name]
+
+
+def domain_splits(name: str, config: dict = SHIPPED) -> dict[str, dict[str, int]]:
+    """Each domain's documents per split, as the planner gives them to its sampling job."""
+    dataset = Plan(resolve(validate_config(copy.deepcopy(config)))).dataset(name)
+    return {domain: dataset.splits(domain) for domain in dataset.domains}
 
 
 def planned_tokens(dataset: dict) -> int:
@@ -278,10 +272,10 @@ def mixtures(name: str, dataset: dict) -> dict[str, dict[str, float]]:
 def repetitions(name: str, config: dict = SHIPPED) -> dict[tuple[str, str], float]:
     """(mixture, domain) -> planned passes over the domain's train split."""
     dataset = resolved_dataset(name, config)
-    tokens, split = planned_tokens(dataset), dataset["splits"]["train"]
+    tokens, splits = planned_tokens(dataset), domain_splits(name, config)
     stats = CORPUS_STATS[name]
     return {
-        (mixture, domain): weight * tokens / (split * stats[domain][0])
+        (mixture, domain): weight * tokens / (splits[domain]["train"] * stats[domain][0])
         for mixture, weights in mixtures(name, dataset).items()
         for domain, weight in weights.items()
     }
@@ -299,14 +293,13 @@ def test_no_mixture_repeats_a_train_split_more_than_4_times(name):
 
 @pytest.mark.parametrize("name", PAPER_SCALE)
 def test_every_domain_has_the_documents_its_splits_ask_for(name):
-    splits = resolved_dataset(name)["splits"]
-    need = splits["train"] + splits["val"] + splits["test"]
     short = {
-        domain: documents
-        for domain, (_, documents, _) in CORPUS_STATS[name].items()
-        if documents is not None and documents < need
+        domain: (documents, sum(splits.values()))
+        for domain, splits in domain_splits(name).items()
+        if (documents := CORPUS_STATS[name][domain][1]) is not None
+        and documents < sum(splits.values())
     }
-    assert not short, f"{name}: domains with fewer than the {need} documents needed: {short}"
+    assert not short, f"{name}: domains with fewer documents than their splits take: {short}"
 
 
 def test_the_check_fails_on_the_split_before_issue_24():

@@ -166,6 +166,37 @@ def test_a_mixed_source_is_partitioned_by_files_per_job(tmp_path):
     assert mixed.shard_inputs("a")["parts"][0] == "results/mixed/partition/part-00000.parquet"
 
 
+def test_a_domain_with_splits_of_its_own_changes_only_its_partition_sample():
+    config = copy.deepcopy(SHIPPED)
+    slimpajama = config["datasets"]["slimpajama"]
+    sizes = plan_of(config).dataset("slimpajama").partition_sample_sizes
+    default = sum(plan_of(config).dataset("slimpajama").settings["splits"].values())
+    assert sizes == {"default": default, "values": {}}
+    slimpajama["domains"].append({"name": "extra", "value": "RedPajamaExtra"})
+    assert plan_of(config).dataset("slimpajama").partition_sample_sizes == sizes  # reruns none
+    slimpajama["domains"][0]["splits"] = {"train": 7}
+    dataset = plan_of(config).dataset("slimpajama")
+    own = {**dataset.settings["splits"], "train": 7}
+    assert dataset.splits("arxiv") == own
+    assert dataset.splits("book") == dataset.settings["splits"]
+    assert dataset.partition_sample_sizes["values"] == {"RedPajamaArXiv": sum(own.values())}
+
+
+def test_a_budget_makes_every_mixture_read_the_corpus_statistics():
+    config = copy.deepcopy(SHIPPED)
+    demo = plan_of(config).dataset("demo")
+    assert demo.budget is None
+    assert "corpus_stats" not in demo.mixture_inputs("chameleon")
+    assert demo.mixture_inputs("natural") == {"corpus_stats": "results/demo/corpus_stats.json"}
+    config["datasets"]["demo"]["budget"] = {"tokens": 10**6}
+    demo = plan_of(config).dataset("demo")
+    assert demo.budget == {"tokens": 10**6, "max_epochs": 4}
+    for method in demo.methods:
+        assert demo.mixture_inputs(method)["corpus_stats"] == "results/demo/corpus_stats.json"
+    slimpajama = plan_of(config).dataset("slimpajama")  # RegMix's prior: the corpus's shares
+    assert slimpajama.regmix_run_inputs() == {"corpus_stats": "results/slimpajama/corpus_stats.json"}
+
+
 def test_each_method_names_its_mixtures_files():
     plan = plan_of()
     demo, ft = plan.dataset("demo"), plan.dataset("demo-languages")

@@ -158,6 +158,17 @@ def test_scatter_gather_equals_one_pass_and_direct_sampling(tmp_path):
         assert via_partition == read_split(tmp_path / "direct", split)
 
 
+def test_a_value_with_splits_of_its_own_keeps_its_own_sample(tmp_path):
+    source = mixed_source(tmp_path / "src")
+    sizes = {"default": 30, "values": {"law": 36}}
+    parts = partition(source, tmp_path / "parts", per_value=sizes)
+    big = {"train": 30, "val": 3, "test": 3}
+    stats = sample_partition("law", "law", parts, big, tmp_path / "law")
+    assert stats.documents == big
+    with pytest.raises(SourceError, match="keeps 30 documents of 'web', fewer than the 36"):
+        sample_partition("web", "web", parts, big, tmp_path / "web")
+
+
 def test_part_keeps_first_copy_in_file_order(tmp_path):
     """Which copy of a duplicated text is kept does not depend on the order parts are read."""
     source = mixed_source(tmp_path / "src")

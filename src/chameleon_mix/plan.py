@@ -197,6 +197,26 @@ class Dataset:
             return {"cluster": entry["cluster"]}
         return entry["source"]
 
+    def splits(self, domain: str) -> dict[str, int]:
+        """The domain's documents per split: the dataset's, with the domain's own over them."""
+        return {**self.settings["splits"], **self.domain(domain).get("splits", {})}
+
+    @property
+    def partition_sample_sizes(self) -> dict:
+        """How many documents a partition job keeps of each value of the mixed source:
+        ``default`` for every value (the dataset's splits), ``values`` for the values of
+        domains with splits of their own. Adding a domain without its own splits changes
+        neither, so it reruns no partition job."""
+        default = sum(self.settings["splits"].values())
+        return {
+            "default": default,
+            "values": {
+                str(d["value"]): sum(self.splits(d["name"]).values())
+                for d in self.settings["domains"]
+                if "value" in d and "splits" in d
+            },
+        }
+
     def shard_inputs(self, domain: str) -> dict:
         """The files a domain's shards are sampled from: its collected documents, the
         partition's parts (a value of a mixed source), the cluster assignments, or its own

@@ -282,7 +282,7 @@ def _progress_bar(source: dict):
 def partition_part(
     source: dict,
     domain_field: str,
-    per_value: int,
+    per_value: int | dict,
     seed: int,
     out_sample: str | Path,
     out_stats: str | Path,
@@ -291,6 +291,8 @@ def partition_part(
     """One scatter job: the ``per_value`` smallest-key documents of every value of
     ``domain_field`` in ``source`` (a group of files), written to ``out_sample`` (parquet, one
     row group per value) and the counts to ``out_stats`` (JSON), which it also returns.
+    ``per_value`` is a number, or ``{"default": n, "values": {value: n}}`` for values whose
+    domains have splits of their own.
 
     The part does not depend on which domains are configured, so adding a domain that lives in
     the same source reruns no part. Memory is that of the samples, whatever the files' size.
@@ -301,6 +303,7 @@ def partition_part(
         field_getter(domain_field),
         keyed_function(seed),
     )
+    sizes = per_value if isinstance(per_value, dict) else {"default": per_value, "values": {}}
     read = ReadStats()
     samples: dict[str, BottomK] = {}
     counts: dict[str, list[int]] = {}  # value -> [records, too short, bytes kept]
@@ -322,7 +325,7 @@ def partition_part(
             count = counts.get(value)
             if count is None:
                 count = counts[value] = [0, 0, 0]
-                samples[value] = BottomK(per_value)
+                samples[value] = BottomK(sizes["values"].get(value, sizes["default"]))
             count[0] += 1
             if len(text) < min_chars or len(text.strip()) < min_chars:
                 count[1] += 1
@@ -344,7 +347,8 @@ def partition_part(
         "source": describe(source),
         "domain_field": domain_field,
         "seed": seed,
-        "per_value": per_value,
+        "per_value": sizes["default"],
+        "per_value_of": sizes["values"],
         "read": read.to_dict(),
         "values": {
             value: {
@@ -385,10 +389,11 @@ def sample_partition(
                         "version; delete it to rerun the partition"
                     )
                 total[kind] += count[kind]
-        if info["per_value"] < need:
+        kept = info["per_value_of"].get(value, info["per_value"])
+        if kept < need:
             raise SourceError(
-                f"{stats_path} keeps {info['per_value']} documents per value, fewer than the "
-                f"{need} that domain {domain!r} needs; delete it to rerun the partition"
+                f"{stats_path} keeps {kept} documents of {value!r}, fewer than the {need} that "
+                f"domain {domain!r} needs; delete it to rerun the partition"
             )
     field = info["domain_field"]
     if not values:

@@ -20,7 +20,7 @@ rule partition_source:
     params:
         source=lambda wc: get_dataset(wc).partition_sources[int(wc.part)],
         domain_field=get_setting("domain_field"),
-        per_value=lambda wc: sum(get_setting("splits")(wc).values()),
+        sample_sizes=lambda wc: get_dataset(wc).partition_sample_sizes,
         seed=get_setting("seed"),
         min_chars=get_setting("min_chars"),
     script:
@@ -48,7 +48,7 @@ rule sample_shards:
         runtime=120,
     params:
         source=lambda wc: get_dataset(wc).shard_source(wc.domain),
-        splits=get_setting("splits"),
+        splits=lambda wc: get_dataset(wc).splits(wc.domain),
         seed=get_setting("seed"),
         min_chars=get_setting("min_chars"),
         max_bad_fraction=get_setting("max_bad_fraction"),

@@ -5,7 +5,7 @@ with logged(snakemake.log[0]):
     stats = partition_part(
         dict(snakemake.params.source),
         snakemake.params.domain_field,
-        snakemake.params.per_value,
+        dict(snakemake.params.sample_sizes),
         snakemake.params.seed,
         snakemake.output.sample,
         snakemake.output.stats,
