@@ -194,7 +194,9 @@ def test_a_budget_makes_every_mixture_read_the_corpus_statistics():
     for method in demo.methods:
         assert demo.mixture_inputs(method)["corpus_stats"] == "results/demo/corpus_stats.json"
     slimpajama = plan_of(config).dataset("slimpajama")  # RegMix's prior: the corpus's shares
-    assert slimpajama.regmix_run_inputs() == {"corpus_stats": "results/slimpajama/corpus_stats.json"}
+    assert slimpajama.regmix_run_inputs() == {
+        "corpus_stats": "results/slimpajama/corpus_stats.json"
+    }
 
 
 def test_each_method_names_its_mixtures_files():

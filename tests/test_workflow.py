@@ -14,6 +14,7 @@ import pytest
 import yaml
 from conftest import load_test_config
 
+from chameleon_mix.budget import constrain
 from chameleon_mix.krls import softmax
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +141,7 @@ def test_installing_a_package_changes_no_byte_of_the_corpus_or_the_weights(
 
 def test_comparison_report(workdir):
     report = (workdir / "results/small/report/comparison.md").read_text()
-    methods = ["uniform", "human", "chameleon", "doremi", "doge", "regmix"]
+    methods = ["uniform", "natural", "human", "chameleon", "doremi", "doge", "regmix"]
     for name in [*methods, *DOMAINS, "cmix_small_continuation"]:
         assert name in report
     assert "Domains significantly better / worse than uniform" in report
@@ -152,7 +153,8 @@ def test_comparison_report(workdir):
     perplexity = [r for r in rows if r[0] == "perplexity" and r[4] == "value"]
     assert len(perplexity) == len(methods) * len(DOMAINS)  # one seed
     compute = {r[2]: float(r[5]) for r in rows if r[:2] == ["summary", "compute_flops"]}
-    assert compute.keys() == set(methods) and compute["uniform"] == compute["human"] == 0
+    assert compute.keys() == set(methods)
+    assert compute["uniform"] == compute["human"] == compute["natural"] == 0
     mixtures = {
         m: json.loads((workdir / f"results/small/mixtures/{m}.json").read_text())
         for m in ("doremi", "doge", "regmix")
@@ -173,6 +175,7 @@ def test_comparison_report(workdir):
     assert regmix["runs"] == len(runs) == 2
     assert regmix["compute_flops"] == pytest.approx(sum(r["compute_flops"] for r in runs))
     assert (workdir / "results/small/report/stability.png").stat().st_size > 1000
+    check_budget_and_repetition(workdir, report, methods)
     chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
     assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
     log = json.loads((workdir / "results/small/base/chameleon/seed-0/train_log.json").read_text())
@@ -180,6 +183,40 @@ def test_comparison_report(workdir):
     for domain, weight in chameleon["weights"].items():
         share = log["tokens_per_domain"][domain] / log["tokens_total"]
         assert abs(share - weight) < 4 * (weight * (1 - weight) / examples) ** 0.5 + 1e-9
+
+
+def check_budget_and_repetition(workdir, report, methods):
+    """Every mixture within the budget's 4 passes over each domain's corpus tokens, the
+    natural mixture the corpus's shares, and each model's passes over its train splits in
+    its log and the report."""
+    stats = json.loads((workdir / "results/small/corpus_stats.json").read_text())
+    assert set(stats["domains"]) == set(DOMAINS)
+    for entry in stats["domains"].values():
+        assert entry["documents"] >= 38 and entry["tokens"] > entry["tokens_stderr"] >= 0
+    budget = {"tokens": 300000, "max_epochs": 4}
+    for method in methods:
+        mixture = json.loads((workdir / f"results/small/mixtures/{method}.json").read_text())
+        assert mixture["budget"] == budget
+        expected = constrain(mixture["unconstrained_weights"], tokens_of(stats), **budget)
+        assert mixture["weights"] == pytest.approx(expected["weights"], abs=1e-12)
+        assert max(mixture["epochs"].values()) <= 4 + 1e-9
+        log = json.loads(
+            (workdir / f"results/small/base/{method}/seed-0/train_log.json").read_text()
+        )
+        for domain in DOMAINS:
+            assert (
+                log["epochs"][domain]
+                == log["tokens_per_domain"][domain] / log["train_tokens"][domain]
+            )
+    natural = json.loads((workdir / "results/small/mixtures/natural.json").read_text())
+    assert natural["unconstrained_weights"] == pytest.approx(stats["natural"], abs=1e-12)
+    assert "natural (corpus)" in report
+    assert "Repetition of each domain's train split in these models" in report
+    assert "†" not in report  # 2,560 tokens per model read no split more than once
+
+
+def tokens_of(stats):
+    return {d: e["tokens"] for d, e in stats["domains"].items()}
 
 
 def test_finetuning_the_base_model_end_to_end(workdir):
