@@ -172,7 +172,8 @@ def test_cluster_shards_hold_exactly_the_clusters_documents(source, clustered, t
         stats = cluster_shards(name, c, source["out"] / "assignments.parquet", 5, tmp_path / name)
         for split in SPLITS:
             shard = pq.read_table(tmp_path / name / f"{split}.parquet")
-            assert shard.column_names == ["text", "source", "record", "key"]
+            assert shard.column_names == ["text", "source", "record", "key", "copies"]
+            assert set(shard.column("copies").to_pylist()) == {1}  # the cluster is its documents
             expected = Counter(
                 r["text"] for r in assignments if r["cluster"] == c and r["split"] == split
             )

@@ -169,17 +169,21 @@ def test_a_mixed_source_is_partitioned_by_files_per_job(tmp_path):
 def test_a_domain_with_splits_of_its_own_changes_only_its_partition_sample():
     config = copy.deepcopy(SHIPPED)
     slimpajama = config["datasets"]["slimpajama"]
-    sizes = plan_of(config).dataset("slimpajama").partition_sample_sizes
-    default = sum(plan_of(config).dataset("slimpajama").settings["splits"].values())
-    assert sizes == {"default": default, "values": {}}
+    dataset = plan_of(config).dataset("slimpajama")
+    default = dataset.settings["splits"]
+    book = {**default, "train": 2000, "val": 200, "test": 200}  # the shipped config's own
+    assert dataset.splits("book") == book and dataset.splits("cc") == default
+    sizes = dataset.partition_sample_sizes
+    assert sizes == {
+        "default": sum(default.values()),
+        "values": {"RedPajamaArXiv": sum(default.values()) - 120000, "RedPajamaBook": 2400},
+    }
     slimpajama["domains"].append({"name": "extra", "value": "RedPajamaExtra"})
     assert plan_of(config).dataset("slimpajama").partition_sample_sizes == sizes  # reruns none
-    slimpajama["domains"][0]["splits"] = {"train": 7}
+    slimpajama["domains"][2]["splits"] = {"train": 7}  # cc
     dataset = plan_of(config).dataset("slimpajama")
-    own = {**dataset.settings["splits"], "train": 7}
-    assert dataset.splits("arxiv") == own
-    assert dataset.splits("book") == dataset.settings["splits"]
-    assert dataset.partition_sample_sizes["values"] == {"RedPajamaArXiv": sum(own.values())}
+    assert dataset.splits("cc") == {**default, "train": 7}
+    assert dataset.partition_sample_sizes["values"]["RedPajamaCommonCrawl"] == 4007
 
 
 def test_a_budget_makes_every_mixture_read_the_corpus_statistics():
