@@ -14,6 +14,6 @@ with logged(snakemake.log[0], threads=snakemake.threads):
         train_config=dict(snakemake.params.train),
         out_dir=Path(snakemake.output.model).parent,
         weights=reference_weights(
-            snakemake.params.mixture, list(tokens), snakemake.input.get("corpus_stats")
+            snakemake.params.mixture, list(tokens), getattr(snakemake.input, "corpus_stats", None)
         ),
     )
