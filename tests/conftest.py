@@ -18,6 +18,18 @@ from chameleon_mix.tokenizer import train_tokenizer
 TEST_CONFIGS = Path(__file__).resolve().parents[1] / ".test"
 
 
+# SlimPajama-627B's token share per set (Soboleva et al. 2023, the dataset's card).
+SLIMPAJAMA_SHARES = {
+    "arxiv": 0.046,
+    "book": 0.042,
+    "cc": 0.522,
+    "c4": 0.267,
+    "github": 0.052,
+    "stackexchange": 0.033,
+    "wikipedia": 0.038,
+}
+
+
 def merge(base: dict, overlay: dict) -> dict:
     """``overlay`` on ``base``, mappings merged key by key, as Snakemake merges the files of
     ``--configfile a.yaml b.yaml``; other values (lists too) are replaced."""

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SLIMPAJAMA_SHARES
 from scipy.optimize import minimize
 
 from chameleon_mix.budget import BudgetError, check_budget, constrain, kl_projection
@@ -12,16 +13,8 @@ from chameleon_mix.cli import main
 from chameleon_mix.config import ConfigError, validate_config
 from chameleon_mix.mixtures import make_mixture
 
-# SlimPajama-627B's token shares (Soboleva et al. 2023) and the paper's mixtures (Table 9).
-SHARES = {
-    "arxiv": 0.046,
-    "book": 0.042,
-    "cc": 0.522,
-    "c4": 0.267,
-    "github": 0.052,
-    "stackexchange": 0.033,
-    "wikipedia": 0.038,
-}
+# SlimPajama-627B's token shares and the paper's mixtures (Table 9).
+SHARES = SLIMPAJAMA_SHARES
 TABLE_9 = {
     "doremi": [0.057, 0.002, 0.237, 0.237, 0.130, 0.101, 0.236],
     "doge": [0.041, 0.078, 0.268, 0.283, 0.059, 0.230, 0.041],

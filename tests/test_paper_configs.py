@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SLIMPAJAMA_SHARES
 
 from chameleon_mix.config import validate_config
 from chameleon_mix.plan import Plan
@@ -129,15 +130,7 @@ CORPUS_STATS = {
 # (Table 1) of the 17 components the uncopyrighted Pile keeps. wiki40b and stack list no
 # `natural` method and no RegMix, so no run trains on their natural shares.
 NATURAL = {
-    "slimpajama": {
-        "arxiv": 0.046,
-        "book": 0.042,
-        "cc": 0.522,
-        "c4": 0.267,
-        "github": 0.052,
-        "stackexchange": 0.033,
-        "wikipedia": 0.038,
-    },
+    "slimpajama": SLIMPAJAMA_SHARES,
     "pile": {
         "pile_cc": 227.12,
         "pubmed_central": 90.27,
