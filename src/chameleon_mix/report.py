@@ -579,7 +579,9 @@ def _weights_plot(
     """Above: each method's weights beside the natural shares. Below: :func:`_repetition_panel`."""
     from .plots import _figure, _save
 
-    fig, (top, bottom) = _figure().subplots(2, 1, figsize=(2 + 0.7 * len(domains), 9))
+    fig, (top, bottom) = _figure().subplots(
+        2, 1, figsize=(2 + 0.7 * len(domains), 9), layout="constrained"
+    )
     color = {m: f"C{i}" for i, m in enumerate(rows)}  # a method's colour in both panels
     weights = {
         m: {"height": [row["weights"][d] for d in domains], "color": color[m]}
