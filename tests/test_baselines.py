@@ -360,6 +360,8 @@ def test_regmix_mixture_minimises_the_target_domains_loss(tmp_path):
             "validation_loss": {d: 4.0 - 2.0 * w for d, w in zip(domains, x)},
             "compute_flops": 1e9 + i,
         }
+        # a target text scored by every run, never trained on: closest to domains a and b
+        run["validation_loss"]["task"] = 4.0 - x[0] - x[1]
         files.append(tmp_path / f"{i}.json")
         files[-1].write_text(json.dumps(run))
     out = tmp_path / "regmix.json"
@@ -367,7 +369,9 @@ def test_regmix_mixture_minimises_the_target_domains_loss(tmp_path):
     assert mixture["weights"]["c"] > 0.8
     assert mixture["compute_flops"] == pytest.approx(60 * 1e9 + sum(range(60)))
     assert json.loads(out.read_text())["target"] == "c"
-    with pytest.raises(ValueError, match="target 'd' is not a domain"):
+    toward_task = regmix_mixture(out, domains, files, target="task", candidates=5000, top_k=32)
+    assert toward_task["weights"]["c"] < 0.1 and toward_task["target"] == "task"
+    with pytest.raises(ValueError, match="target 'd' is neither a domain .* scored by every run"):
         regmix_mixture(out, domains, files, target="d")
 
 

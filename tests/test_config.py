@@ -162,7 +162,8 @@ def set_in(path, value):
         (
             set_in(["datasets", "demo", "methods"], ["uniform", "dorami"]),
             r"datasets\.demo\.methods: unknown method\(s\) \['dorami'\]; known: uniform, natural, "
-            r"human, chameleon, chameleon_pt, doremi, doge, regmix",
+            r"human, chameleon, chameleon_pt, chameleon_target, target_affinity, doremi, doge, "
+            r"regmix",
         ),
         (
             set_in(["datasets", "demo", "base", "train"], {"lr": 1e-3, "min_lr": 1e-2}),

@@ -383,3 +383,29 @@ def test_logs_without_repetition_show_a_dash(tmp_path):
     assert "| a | – | – | – |" in section
     assert "| Largest repetition | – | – | – |" in section
     assert "–: unknown; the model's train_log.json does not record `epochs`" in section
+
+
+def test_the_targets_test_perplexity_is_compared_with_uniforms(tmp_path):
+    methods = write_inputs(tmp_path)
+    target = {"uniform": 50.0, "chameleon": 40.0, "doremi": 50.5}
+    for method, files in methods.items():
+        for run in files["runs"]:
+            scores = json.loads(run["perplexity"].read_text())
+            value = target[method] + SPREAD[run["seed"]]
+            scores["task"] = {"tokens": 100, "nll": 100 * math.log(value), "perplexity": value}
+            run["perplexity"].write_text(json.dumps(scores))
+    rows = comparison(methods, DOMAINS, target="task")
+    assert rows["chameleon"]["target_perplexity"]["mean"] == pytest.approx(40.0)
+    assert rows["chameleon"]["versus_uniform"]["target_perplexity"] == "better"
+    assert rows["doremi"]["versus_uniform"]["target_perplexity"] == "within spread"
+    out = write_outputs(tmp_path, rows, target="task")
+    row = next(line for line in out["c.md"].read_text().splitlines() if "Target: task" in line)
+    assert "**40.00 ± 2.00**" in row and "50.00 ± 2.00" in row
+    cells = csv_cells(out["c.csv"])
+    assert cells[("summary", "target_perplexity", "chameleon", "", "mean")] == "40.0"
+    for run in methods["doremi"]["runs"]:  # a model not scored on the target is refused
+        scores = json.loads(run["perplexity"].read_text())
+        del scores["task"]
+        run["perplexity"].write_text(json.dumps(scores))
+    with pytest.raises(ValueError, match=r"has no perplexity for \['task'\]"):
+        comparison(methods, DOMAINS, target="task")

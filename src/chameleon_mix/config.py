@@ -238,6 +238,7 @@ def _check_references(config: dict) -> None:
                     f"{where}.domains[{i}] ({domain['name']}): unknown collector "
                     f"{domain['collect']!r}; known: {', '.join(sorted(COLLECTORS))}"
                 )
+        _check_target(where, dataset, names)
         _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
             raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
@@ -392,13 +393,40 @@ def _check_methods(where: str, dataset: dict) -> None:
             )
 
 
+def _check_target(where: str, dataset: dict, names: list[str]) -> None:
+    """A target is text beside the domains: its own name, its own kind of source."""
+    from .corpus import COLLECTORS
+
+    target = dataset.get("target")
+    if target is None:
+        return
+    if target["name"] in names:
+        raise ConfigError(
+            f"{where}.target.name: {target['name']!r} is also a domain; a target is weighted "
+            "toward, not weighted: give it another name (or leave the domain out)"
+        )
+    if "value" in target and "source" not in dataset:
+        raise ConfigError(
+            f"{where}.target: `value` selects records of the dataset's mixed source; add "
+            "`source:` and `domain_field:` to the dataset, or give the target its own `source:`"
+        )
+    if "collect" in target and target["collect"] not in COLLECTORS:
+        raise ConfigError(
+            f"{where}.target: unknown collector {target['collect']!r}; known: "
+            f"{', '.join(sorted(COLLECTORS))}"
+        )
+
+
 def _check_baselines(where: str, dataset: dict, names: list[str]) -> None:
     """Cross-references of the baseline mixers' settings."""
     regmix = dataset["baselines"]["regmix"]
-    if regmix["target"] is not None and regmix["target"] not in names:
+    target = dataset.get("target", {}).get("name")
+    if regmix["target"] is not None and regmix["target"] not in [*names, target]:
         raise ConfigError(
             f"{where}.baselines.regmix.target: {regmix['target']!r} is not a domain of the "
-            f"dataset; name one of {', '.join(names)}, or null for the mean over domains"
+            f"dataset nor its target; name one of {', '.join(names)}"
+            + (f" or the target {target!r}" if target else "")
+            + ", or null for the mean over domains"
         )
     if regmix["top_k"] > regmix["candidates"]:
         raise ConfigError(

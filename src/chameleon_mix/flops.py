@@ -101,6 +101,19 @@ def chameleon_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> f
     return replicate * len(proxy["seeds"])
 
 
+def target_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """What a mixture toward the target adds to Chameleon's: each proxy replicate's
+    embedding of the target, ``samples`` windows as a domain's."""
+    from .embed import middle_layer
+
+    spec = _specs(dataset)["proxy"]
+    embedding = dataset["embedding"]
+    window = min(embedding["seq_len"], proxy["train"]["seq_len"])
+    layer = embedding["layer"] or middle_layer(spec["n_layer"])
+    target = embedding_flops(spec, layer, embedding["samples"] * window, window)
+    return target * len(proxy["seeds"])
+
+
 def doremi_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
     """The reference's training (counted even when it is the uniform proxy, which DoReMi
     needs), the proxy's training, the reference's forward pass over every proxy token, and

@@ -144,6 +144,29 @@ def _doge(out, domains, inputs, settings):
     return doge_mixture(out, domains, inputs["method_proxy_log"])
 
 
+def _toward_target(form: str):
+    """The ``make`` of a mixture toward the dataset's target (:mod:`chameleon_mix.target`)."""
+
+    def make(out, domains, inputs, settings):
+        from .target import target_mixture
+
+        method = "chameleon_target" if form == "regression" else "target_affinity"
+        return target_mixture(
+            out, domains, list(inputs["embeddings"]), list(inputs["target"]), settings, method, form
+        )
+
+    return make
+
+
+def _target_inputs(dataset: Dataset, method: str) -> dict:
+    dataset.needs_target(method)
+    return {"embeddings": dataset.embeddings(), "target": dataset.target_embeddings()}
+
+
+def _target_settings(dataset: dict) -> dict:
+    return {"lam": dataset["weights"]["lam"], "target_tau": dataset["target_tau"]}
+
+
 def _regmix(out, domains, inputs, settings):
     from .regmix import regmix_mixture
 
@@ -190,6 +213,25 @@ BUILTIN: dict[str, Method] = {
         inputs=lambda ds, m: {"weights": ds.weights_file},
         why_stages="chameleon_pt is the finetuning control; a pretraining dataset's "
         "`chameleon` already uses the inverse scores",
+    ),
+    # Toward the dataset's target text, from the proxy's embeddings (chameleon_mix.target).
+    "chameleon_target": Method(
+        _toward_target("regression"),
+        "Chameleon (target)",
+        inputs=_target_inputs,
+        settings=_target_settings,
+        check=lambda ds: ds.needs_target("chameleon_target"),
+        planned_flops=flops.target_flops,
+        compute="embedding the target (the domains' embeddings are Chameleon's)",
+    ),
+    "target_affinity": Method(
+        _toward_target("affinity"),
+        "Target affinity",
+        inputs=_target_inputs,
+        settings=_target_settings,
+        check=lambda ds: ds.needs_target("target_affinity"),
+        planned_flops=flops.target_flops,
+        compute="embedding the target (the domains' embeddings are Chameleon's)",
     ),
     "doremi": Method(
         _doremi,

@@ -168,12 +168,39 @@ class Dataset:
         return [d["name"] for d in self.usable_domains]
 
     def domain(self, name: str) -> dict:
-        for domain in self.settings["domains"]:
+        """A domain's entry, or the target's (sampled, tokenized and embedded like one)."""
+        target = self.settings.get("target")
+        for domain in [*self.settings["domains"], *([target] if target else [])]:
             if domain["name"] == name:
                 return domain
         raise PlanError(
             f"dataset {self.name!r} has no domain {name!r}; its domains: {', '.join(self.domains)}"
         )
+
+    @functools.cached_property
+    def target(self) -> str | None:
+        """The target's name (the text the target methods weight toward), or None."""
+        entry = self.settings.get("target")
+        if entry is None:
+            return None
+        reason = self.plan.missing_source(entry)
+        if reason:
+            raise PlanError(f"dataset {self.name!r}: target {entry['name']!r}: {reason}")
+        return entry["name"]
+
+    def needs_target(self, method: str) -> None:
+        """Refuse a method that weights toward a target on a dataset without one."""
+        if self.settings.get("target") is None:
+            raise PlanError(
+                f"dataset {self.name!r}: method {method!r} weights the domains toward a target; "
+                f"give the dataset one (datasets.{self.name}.target: {{name, collect | source}})"
+                " or leave the method out"
+            )
+
+    @property
+    def evaluated_domains(self) -> list[str]:
+        """The domains whose test split every compared model is scored on, and the target."""
+        return [*self.domains, *([self.target] if self.target else [])]
 
     @property
     def methods(self) -> list[str]:
@@ -212,7 +239,7 @@ class Dataset:
             "default": default,
             "values": {
                 str(d["value"]): sum(self.splits(d["name"]).values())
-                for d in self.settings["domains"]
+                for d in [*self.settings["domains"], self.settings.get("target") or {}]
                 if "value" in d and "splits" in d
             },
         }
@@ -313,6 +340,10 @@ class Dataset:
             for embedder in self.embedders
             for domain in self.domains
         ]
+
+    def target_embeddings(self) -> list[str]:
+        """The target's embedding by every embedder, as :meth:`embeddings` gives the domains'."""
+        return [self.file(f"embeddings/{e}/final/{self.target}.npy") for e in self.embedders]
 
     def embedding_samples(self) -> list[str]:
         """The sample embeddings beside each of :meth:`embeddings`."""
@@ -513,11 +544,19 @@ class Pretraining(Dataset):
 
         return run_settings(self.settings["baselines"]["regmix"])
 
-    def regmix_run_inputs(self) -> dict[str, str]:
+    def regmix_run_inputs(self) -> dict:
         """A RegMix run's files beyond the tokens: the corpus statistics whose token shares
-        are the runs' prior unless the config gives one."""
-        prior = self.settings["baselines"]["regmix"]["prior"]
-        return {} if prior else {"corpus_stats": self.corpus_stats_file}
+        are the runs' prior unless the config gives one, and the target's token files (its
+        validation loss is scored too)."""
+        files = {}
+        if not self.settings["baselines"]["regmix"]["prior"]:
+            files["corpus_stats"] = self.corpus_stats_file
+        if self.target:
+            for name in ("stats.json", "val.bin", "val.offsets.npy"):
+                files[f"target_{name.replace('.', '_')}"] = self.file(
+                    f"tokens/{self.target}/{name}"
+                )
+        return files
 
     def doremi_reference_inputs(self) -> dict[str, str]:
         """The reference model's files beyond the tokens: the corpus statistics of a

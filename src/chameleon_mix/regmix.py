@@ -185,9 +185,11 @@ def regmix_run(
     prior: dict[str, float] | None = None,
     max_usage: float | None = None,
     device: str | None = None,
+    scored_only: dict[str, str | Path] | None = None,
 ) -> dict:
     """Train run ``index`` on its mixture of the train splits of ``tokens`` (domain -> token
-    directory) and write its loss on each domain's validation split.
+    directory) and write its loss on each domain's validation split, and on the validation
+    split of each of ``scored_only`` (name -> token directory: a target, never trained on).
 
     ``prior=None`` takes the token counts of the train splits; ``max_usage`` bounds the
     mixture (:func:`sample_mixture`). The model is trained in a temporary directory: only the
@@ -201,12 +203,20 @@ def regmix_run(
     from .io import write_json
     from .model import build_model, model_spec
     from .tokenizer import load_tokenizer
-    from .tokens import documents, read_offsets, read_tokens, verify_token_file
+    from .tokens import (
+        check_tokenizer,
+        documents,
+        read_offsets,
+        read_tokens,
+        verify_token_file,
+    )
     from .train import TrainConfig, token_streams, train
 
     cfg = TrainConfig(**train_config)
     tokenizer = load_tokenizer(tokenizer_dir)
     streams, digests = token_streams(tokens, tokenizer, f"the tokenizer {tokenizer_dir}")
+    for directory in (scored_only or {}).values():  # a target: scored, never trained on
+        check_tokenizer(directory, tokenizer, f"the tokenizer {tokenizer_dir}")
     names = list(streams)
     if prior is None:
         counts = np.array([len(streams[n]) for n in names], dtype=np.float64)
@@ -225,7 +235,7 @@ def regmix_run(
         return {}
     spec = {**model_spec(model), "vocab_size": len(tokenizer)}  # the LM head's FLOPs need it
     losses, evaluated = {}, 0
-    for name, directory in tokens.items():
+    for name, directory in {**tokens, **(scored_only or {})}.items():
         verify_token_file(directory, "val")
         val = documents(read_tokens(directory, "val"), read_offsets(directory, "val"))
         scored = perplexity(net, val, tokenizer.eos_token_id, seq_len=cfg.seq_len)
@@ -278,8 +288,17 @@ def regmix_mixture(
                 f"RegMix run {f} was sampled with max_usage {run.get('max_usage')}, the fit "
                 f"asks for {max_usage}; delete the run files so that they are trained again"
             )
-    if target is not None and target not in domains:
-        raise ValueError(f"RegMix target {target!r} is not a domain; domains: {domains}")
+    scored = [name for name in runs[0]["validation_loss"] if name not in domains]
+    if (
+        target is not None
+        and target not in domains
+        and not all(target in run["validation_loss"] for run in runs)
+    ):
+        raise ValueError(
+            f"RegMix target {target!r} is neither a domain ({domains}) nor scored by every run "
+            f"(the runs also score: {scored or 'nothing'}); delete the run files so that they "
+            "are trained again with the dataset's target"
+        )
     mixtures = np.array([[run["mixture"][d] for d in domains] for run in runs])
     losses = np.array(
         [

@@ -70,20 +70,22 @@ def higher_is_better(metric: str) -> bool:
     return metric.startswith("acc")
 
 
-def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
-    """One method's mixture and its runs' numbers, one list entry per seed."""
+def _method_runs(name: str, files: dict, domains: list[str], target: str | None) -> dict:
+    """One method's mixture and its runs' numbers, one list entry per seed (``target``: the
+    dataset's target, whose test perplexity is read beside the domains')."""
     mixture = _load(files["mixture"], f"method {name!r}: mixture")
     runs = sorted(files["runs"], key=lambda run: run["seed"])
     seeds = [run["seed"] for run in runs]
     if not runs or len(set(seeds)) != len(seeds):
         raise ValueError(f"method {name!r}: needs one run per seed, got seeds {seeds}")
     shares, perplexities, tasks, metrics, split_epochs = [], [], [], {}, []
+    target_perplexities = []
     for run in runs:
         where = f"method {name!r}, seed {run['seed']}:"
         log = _load(run["train_log"], f"{where} training log")
         ppl = _load(run["perplexity"], f"{where} perplexity")
         scores = _load(run["downstream"], f"{where} downstream scores")
-        missing = [d for d in domains if d not in ppl]
+        missing = [d for d in [*domains, *([target] if target else [])] if d not in ppl]
         if missing:
             raise ValueError(f"{where} {run['perplexity']} has no perplexity for {missing}")
         untrained = [d for d in domains if d not in log["tokens_per_domain"]]
@@ -96,6 +98,8 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
         shares.append({d: log["tokens_per_domain"][d] / total for d in domains})
         split_epochs.append(log.get("epochs"))  # absent from logs written before it was recorded
         perplexities.append({d: ppl[d]["perplexity"] for d in domains})
+        if target:
+            target_perplexities.append(ppl[target]["perplexity"])
         tasks.append({t: v["score"] for t, v in scores.items()})
         metrics.update({t: v["metric"] for t, v in scores.items()})
         if tasks[-1].keys() != tasks[0].keys():
@@ -113,6 +117,7 @@ def _method_runs(name: str, files: dict, domains: list[str]) -> dict:
         "split_epochs": {d: _seeds_epochs(split_epochs, d) for d in domains},
         "perplexity": {d: seed_summary([p[d] for p in perplexities]) for d in domains},
         "average_perplexity": seed_summary([np.mean(list(p.values())) for p in perplexities]),
+        "target_perplexity": seed_summary(target_perplexities) if target else None,
         "tasks": {t: seed_summary([s[t] for s in tasks]) for t in tasks[0]},
         "task_metric": metrics,
         "average_accuracy": seed_summary([np.mean([s[t] for t in accuracy]) for s in tasks])
@@ -154,15 +159,16 @@ def natural_shares(corpus_stats: str | Path, domains: list[str]) -> dict[str, fl
     return {d: float(natural[d]) for d in domains}
 
 
-def comparison(methods: dict[str, dict], domains: list[str]) -> dict:
+def comparison(methods: dict[str, dict], domains: list[str], target: str | None = None) -> dict:
     """``methods``: name -> {"mixture": path, "runs": [{"seed", "train_log", "perplexity",
-    "downstream"}, ...]}, one run per training seed. Returns name -> that method's numbers
+    "downstream"}, ...]}, one run per training seed; ``target``: the dataset's target, if
+    any (its test perplexity is compared too). Returns name -> that method's numbers
     summarised over seeds (``split_epochs``: None for a domain where a log lacks it), each
     compared with uniform's (``versus_uniform``), the domains where it is significantly
     better/worse than uniform, and its compute relative to Chameleon's."""
     if "uniform" not in methods:
         raise ValueError("the comparison needs the `uniform` method as its baseline")
-    rows = {name: _method_runs(name, files, domains) for name, files in methods.items()}
+    rows = {name: _method_runs(name, files, domains, target) for name, files in methods.items()}
     uniform = rows["uniform"]
     chameleon = rows.get("chameleon", {}).get("compute_flops")
     for row in rows.values():
@@ -172,6 +178,9 @@ def comparison(methods: dict[str, dict], domains: list[str]) -> dict:
             },
             "average_perplexity": verdict(
                 row["average_perplexity"], uniform["average_perplexity"], False
+            ),
+            "target_perplexity": verdict(
+                row["target_perplexity"], uniform["target_perplexity"], False
             ),
             "tasks": {
                 t: verdict(s, uniform["tasks"].get(t), higher_is_better(row["task_metric"][t]))
@@ -237,6 +246,7 @@ def write_report(
     weights_plot,
     natural: dict[str, float] | None = None,
     max_epochs: float = 4.0,
+    target: str | None = None,
 ) -> None:
     """The comparison of the methods in ``rows`` on ``dataset``: the Markdown report, the long
     CSV and the two plots. ``natural``: the corpus's token shares (:func:`natural_shares`), shown
@@ -246,7 +256,7 @@ def write_report(
         [
             f"# Mixture comparison: {dataset}",
             _rule_text(rows),
-            "## Per-domain test perplexity\n\n" + _perplexity_table(rows, domains),
+            "## Per-domain test perplexity\n\n" + _perplexity_table(rows, domains, target),
             "## Downstream tasks (lm-eval, averaged over shots)\n\n" + _task_table(rows),
             "## Domain weights\n\n" + _weight_section(rows, domains, natural),
             "## Repetition of each domain's train split in these models\n\n"
@@ -261,7 +271,7 @@ def write_report(
     _weights_plot(rows, domains, natural, max_epochs, weights_plot)
 
 
-def _perplexity_table(rows: dict, domains: list[str]) -> str:
+def _perplexity_table(rows: dict, domains: list[str], target: str | None = None) -> str:
     """Each domain's test perplexity per method, their average, and how many domains each
     method does significantly better or worse on than uniform."""
     methods = list(rows)
@@ -299,6 +309,20 @@ def _perplexity_table(rows: dict, domains: list[str]) -> str:
             ),
         ]
     )
+    if target:
+        body.append(
+            [
+                f"Target: {target} (↓)",
+                *(
+                    _cell(
+                        rows[m]["target_perplexity"],
+                        2,
+                        rows[m]["versus_uniform"]["target_perplexity"],
+                    )
+                    for m in methods
+                ),
+            ]
+        )
     return _markdown_table(["Domain", *methods], body)
 
 
@@ -528,6 +552,14 @@ def _write_csv(
                 m,
                 row["average_perplexity"],
                 versus["average_perplexity"],
+            )
+            summarised(
+                writer,
+                "summary",
+                "target_perplexity",
+                m,
+                row["target_perplexity"],
+                versus["target_perplexity"],
             )
             summarised(
                 writer,

@@ -61,6 +61,16 @@ def get_token_files(name):
     return lambda wildcards: get_dataset(wildcards).token_files(name)
 
 
+def get_evaluated_files(name):
+    """An input function: token file ``name`` of every domain and of the target."""
+
+    def files(wildcards):
+        dataset = get_dataset(wildcards)
+        return dataset.token_files(name, dataset.evaluated_domains)
+
+    return files
+
+
 def get_cluster_part_files(path):
     """An input function: ``path`` (with {domain} and {split}) of every pooled part."""
     return lambda wildcards: get_dataset(wildcards).cluster_part_files(path)

@@ -18,12 +18,13 @@ rule local_tasks:
 
 
 rule perplexity:
-    """Token-level test perplexity of one trained model (method, seed) on every domain."""
+    """Token-level test perplexity of one trained model (method, seed) on every domain and
+    the dataset's target."""
     input:
         model=get_trained_model,
-        tokens=get_token_files("stats.json"),
-        bins=get_token_files("test.bin"),
-        offsets=get_token_files("test.offsets.npy"),
+        tokens=get_evaluated_files("stats.json"),
+        bins=get_evaluated_files("test.bin"),
+        offsets=get_evaluated_files("test.offsets.npy"),
     output:
         "results/{dataset}/eval/{method}/seed-{seed}/perplexity.json",
     log:
@@ -38,7 +39,7 @@ rule perplexity:
         mem_mb=16000,
         runtime=120,
     params:
-        domains=get_domains,
+        domains=lambda wc: get_dataset(wc).evaluated_domains,
         batch_size=get_setting("evaluation", "batch_size"),
     script:
         "../scripts/perplexity.py"

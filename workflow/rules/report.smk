@@ -36,5 +36,6 @@ rule report:
         methods=get_setting("methods"),
         seeds=get_setting("seeds"),
         max_epochs=get_setting("budget", "max_epochs"),
+        target=lambda wc: get_dataset(wc).target,
     script:
         "../scripts/report.py"

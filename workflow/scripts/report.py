@@ -18,10 +18,10 @@ with logged(snakemake.log[0]):
         }
         for method in snakemake.params.methods
     }
-    domains = list(snakemake.params.domains)
+    domains, target = list(snakemake.params.domains), snakemake.params.target
     write_report(
         snakemake.wildcards.dataset,
-        comparison(methods, domains),
+        comparison(methods, domains, target),
         domains,
         snakemake.output.markdown,
         snakemake.output.table,
@@ -29,6 +29,7 @@ with logged(snakemake.log[0]):
         snakemake.output.weights_plot,
         natural=natural_shares(snakemake.input.corpus_stats, domains),
         max_epochs=snakemake.params.max_epochs,
+        target=target,
     )
     trajectories = {
         name.removeprefix("trajectory_"): path
