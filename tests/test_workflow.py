@@ -141,7 +141,8 @@ def test_installing_a_package_changes_no_byte_of_the_corpus_or_the_weights(
 
 def test_comparison_report(workdir):
     report = (workdir / "results/small/report/comparison.md").read_text()
-    methods = ["uniform", "natural", "human", "chameleon", "doremi", "doge", "regmix"]
+    methods = ["uniform", "natural", "human", "chameleon", "chameleon_target", "target_affinity"]
+    methods += ["doremi", "doge", "regmix"]
     for name in [*methods, *DOMAINS, "cmix_small_continuation"]:
         assert name in report
     assert "Domains significantly better / worse than uniform" in report
@@ -176,6 +177,7 @@ def test_comparison_report(workdir):
     assert regmix["compute_flops"] == pytest.approx(sum(r["compute_flops"] for r in runs))
     assert (workdir / "results/small/report/stability.png").stat().st_size > 1000
     check_budget_and_repetition(workdir, report, methods)
+    check_target(workdir, report, rows)
     chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
     assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
     log = json.loads((workdir / "results/small/base/chameleon/seed-0/train_log.json").read_text())
@@ -213,6 +215,20 @@ def check_budget_and_repetition(workdir, report, methods):
     assert "natural (corpus)" in report
     assert "Repetition of each domain's train split in these models" in report
     assert "†" not in report  # 2,560 tokens per model read no split more than once
+
+
+def check_target(workdir, report, rows):
+    """The target is embedded, weighted toward, scored by RegMix's runs and every model."""
+    assert "| Target: docs (↓) |" in report
+    scored = [r for r in rows if r[:2] == ["summary", "target_perplexity"] and r[4] == "value"]
+    assert len(scored) == 9  # every method's one seed
+    toward = json.loads((workdir / "results/small/mixtures/chameleon_target.json").read_text())
+    assert toward["target"] == "docs" and toward["compute_flops"] > 0
+    assert set(toward["unconstrained_weights"]) == set(DOMAINS)  # docs is not weighted
+    regmix = json.loads((workdir / "results/small/mixtures/regmix.json").read_text())
+    assert regmix["target"] == "docs"
+    for run in (workdir / "results/small/regmix/runs").glob("*.json"):
+        assert "docs" in json.loads(run.read_text())["validation_loss"]
 
 
 def tokens_of(stats):
