@@ -210,7 +210,6 @@ def _check_names(where: str, names: list[str]) -> None:
 
 
 def _check_references(config: dict) -> None:
-    from .corpus import COLLECTORS
 
     datasets, proxies = config["datasets"], config["proxies"]
     for name, dataset in datasets.items():
@@ -228,16 +227,7 @@ def _check_references(config: dict) -> None:
         _check_names(where, names)
         _check_stage(where, dataset, datasets, proxies)
         for i, domain in enumerate(dataset["domains"] if listed else []):
-            if "value" in domain and "source" not in dataset:
-                raise ConfigError(
-                    f"{where}.domains[{i}] ({domain['name']}): `value` selects records of the "
-                    "dataset's mixed source; add `source:` and `domain_field:` to the dataset"
-                )
-            if "collect" in domain and domain["collect"] not in COLLECTORS:
-                raise ConfigError(
-                    f"{where}.domains[{i}] ({domain['name']}): unknown collector "
-                    f"{domain['collect']!r}; known: {', '.join(sorted(COLLECTORS))}"
-                )
+            _check_source(f"{where}.domains[{i}] ({domain['name']})", domain, dataset)
         _check_target(where, dataset, names)
         _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
@@ -395,8 +385,6 @@ def _check_methods(where: str, dataset: dict) -> None:
 
 def _check_target(where: str, dataset: dict, names: list[str]) -> None:
     """A target is text beside the domains: its own name, its own kind of source."""
-    from .corpus import COLLECTORS
-
     target = dataset.get("target")
     if target is None:
         return
@@ -405,14 +393,22 @@ def _check_target(where: str, dataset: dict, names: list[str]) -> None:
             f"{where}.target.name: {target['name']!r} is also a domain; a target is weighted "
             "toward, not weighted: give it another name (or leave the domain out)"
         )
-    if "value" in target and "source" not in dataset:
+    _check_source(f"{where}.target ({target['name']})", target, dataset)
+
+
+def _check_source(where: str, entry: dict, dataset: dict) -> None:
+    """A domain's (or the target's) `value` needs the dataset's mixed source; its `collect`
+    a known collector."""
+    from .corpus import COLLECTORS
+
+    if "value" in entry and "source" not in dataset:
         raise ConfigError(
-            f"{where}.target: `value` selects records of the dataset's mixed source; add "
-            "`source:` and `domain_field:` to the dataset, or give the target its own `source:`"
+            f"{where}: `value` selects records of the dataset's mixed source; add `source:` "
+            "and `domain_field:` to the dataset, or give it its own `source:`"
         )
-    if "collect" in target and target["collect"] not in COLLECTORS:
+    if "collect" in entry and entry["collect"] not in COLLECTORS:
         raise ConfigError(
-            f"{where}.target: unknown collector {target['collect']!r}; known: "
+            f"{where}: unknown collector {entry['collect']!r}; known: "
             f"{', '.join(sorted(COLLECTORS))}"
         )
 
