@@ -210,7 +210,6 @@ def _check_names(where: str, names: list[str]) -> None:
 
 
 def _check_references(config: dict) -> None:
-
     datasets, proxies = config["datasets"], config["proxies"]
     for name, dataset in datasets.items():
         where = f"config: datasets.{name}"
