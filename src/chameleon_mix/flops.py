@@ -83,19 +83,23 @@ def _trained(dataset: dict, model: str, train: dict) -> float:
     return training_flops(_specs(dataset)[model], schedule_tokens(train), train["seq_len"])
 
 
-def chameleon_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
-    """Each proxy replicate's training (not when the proxy is reused from another dataset)
-    and its embedding: ``samples`` windows of up to ``seq_len`` tokens per domain through
-    blocks ``1..layer`` (an upper bound: windows at the end of a short document are
-    shorter)."""
+def _domain_embedding(dataset: dict, proxy: dict) -> float:
+    """One replicate's embedding of one domain: ``samples`` windows of up to ``seq_len``
+    tokens through blocks ``1..layer`` (an upper bound: windows at the end of a short
+    document are shorter)."""
     from .embed import middle_layer
 
     spec = _specs(dataset)["proxy"]
     embedding = dataset["embedding"]
     window = min(embedding["seq_len"], proxy["train"]["seq_len"])  # the proxy's context
     layer = embedding["layer"] or middle_layer(spec["n_layer"])
-    windows = len(dataset["domains"]) * embedding["samples"]
-    replicate = embedding_flops(spec, layer, windows * window, window)
+    return embedding_flops(spec, layer, embedding["samples"] * window, window)
+
+
+def chameleon_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
+    """Each proxy replicate's training (not when the proxy is reused from another dataset)
+    and its embedding of every domain."""
+    replicate = len(dataset["domains"]) * _domain_embedding(dataset, proxy)
     if not dataset["proxy_reused"]:
         replicate += _trained(dataset, "proxy", proxy["train"])
     return replicate * len(proxy["seeds"])
@@ -103,15 +107,8 @@ def chameleon_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> f
 
 def target_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:
     """What a mixture toward the target adds to Chameleon's: each proxy replicate's
-    embedding of the target, ``samples`` windows as a domain's."""
-    from .embed import middle_layer
-
-    spec = _specs(dataset)["proxy"]
-    embedding = dataset["embedding"]
-    window = min(embedding["seq_len"], proxy["train"]["seq_len"])
-    layer = embedding["layer"] or middle_layer(spec["n_layer"])
-    target = embedding_flops(spec, layer, embedding["samples"] * window, window)
-    return target * len(proxy["seeds"])
+    embedding of the target, as of one more domain."""
+    return _domain_embedding(dataset, proxy) * len(proxy["seeds"])
 
 
 def doremi_flops(dataset: dict, proxy: dict, validation_tokens: int = 0) -> float:

@@ -144,20 +144,6 @@ def _doge(out, domains, inputs, settings):
     return doge_mixture(out, domains, inputs["method_proxy_log"])
 
 
-def _toward_target(form: str):
-    """The ``make`` of a mixture toward the dataset's target (:mod:`chameleon_mix.target`)."""
-
-    def make(out, domains, inputs, settings):
-        from .target import target_mixture
-
-        method = "chameleon_target" if form == "regression" else "target_affinity"
-        return target_mixture(
-            out, domains, list(inputs["embeddings"]), list(inputs["target"]), settings, method, form
-        )
-
-    return make
-
-
 def _target_inputs(dataset: Dataset, method: str) -> dict:
     dataset.needs_target(method)
     return {"embeddings": dataset.embeddings(), "target": dataset.target_embeddings()}
@@ -165,6 +151,28 @@ def _target_inputs(dataset: Dataset, method: str) -> dict:
 
 def _target_settings(dataset: dict) -> dict:
     return {"lam": dataset["weights"]["lam"], "target_tau": dataset["target_tau"]}
+
+
+def _toward_target(name: str, form: str, title: str) -> Method:
+    """A method weighting the domains toward the dataset's target (:mod:`chameleon_mix.target`)
+    by the scores of ``form``."""
+
+    def make(out, domains, inputs, settings):
+        from .target import target_mixture
+
+        return target_mixture(
+            out, domains, list(inputs["embeddings"]), list(inputs["target"]), settings, name, form
+        )
+
+    return Method(
+        make,
+        title,
+        inputs=_target_inputs,
+        settings=_target_settings,
+        check=lambda ds: ds.needs_target(name),
+        planned_flops=flops.target_flops,
+        compute="embedding the target (the domains' embeddings are Chameleon's)",
+    )
 
 
 def _regmix(out, domains, inputs, settings):
@@ -215,24 +223,8 @@ BUILTIN: dict[str, Method] = {
         "`chameleon` already uses the inverse scores",
     ),
     # Toward the dataset's target text, from the proxy's embeddings (chameleon_mix.target).
-    "chameleon_target": Method(
-        _toward_target("regression"),
-        "Chameleon (target)",
-        inputs=_target_inputs,
-        settings=_target_settings,
-        check=lambda ds: ds.needs_target("chameleon_target"),
-        planned_flops=flops.target_flops,
-        compute="embedding the target (the domains' embeddings are Chameleon's)",
-    ),
-    "target_affinity": Method(
-        _toward_target("affinity"),
-        "Target affinity",
-        inputs=_target_inputs,
-        settings=_target_settings,
-        check=lambda ds: ds.needs_target("target_affinity"),
-        planned_flops=flops.target_flops,
-        compute="embedding the target (the domains' embeddings are Chameleon's)",
-    ),
+    "chameleon_target": _toward_target("chameleon_target", "regression", "Chameleon (target)"),
+    "target_affinity": _toward_target("target_affinity", "affinity", "Target affinity"),
     "doremi": Method(
         _doremi,
         "DoReMi",
