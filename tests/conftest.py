@@ -30,6 +30,27 @@ SLIMPAJAMA_SHARES = {
 }
 
 
+def write_slimpajama_chunks(directory: Path, documents: dict[str, list[str]], files: int) -> list:
+    """A mixed source shaped like SlimPajama-627B's chunks: every set's documents as records
+    ``{"text", "meta": {"redpajama_set_name": set}}``, shuffled together (seeded) and cut into
+    ``files`` jsonl.zst files ``chunk_<i>.jsonl.zst``; returns the records in file order."""
+    import numpy as np
+    import orjson
+    import zstandard
+
+    records = [
+        {"text": text, "meta": {"redpajama_set_name": name}}
+        for name, texts in documents.items()
+        for text in texts
+    ]
+    np.random.default_rng(0).shuffle(records)
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, part in enumerate(np.array_split(np.arange(len(records)), files)):
+        data = b"".join(orjson.dumps(records[j]) + b"\n" for j in part)
+        (directory / f"chunk_{i}.jsonl.zst").write_bytes(zstandard.compress(data))
+    return records
+
+
 def merge(base: dict, overlay: dict) -> dict:
     """``overlay`` on ``base``, mappings merged key by key, as Snakemake merges the files of
     ``--configfile a.yaml b.yaml``; other values (lists too) are replaced."""

@@ -5,10 +5,8 @@ document."""
 import json
 
 import numpy as np
-import orjson
 import pytest
-import zstandard
-from conftest import train_tokenizer
+from conftest import train_tokenizer, write_slimpajama_chunks
 
 from chameleon_mix.corpus import collect
 from chameleon_mix.corpus_stats import (
@@ -60,17 +58,8 @@ def slimpajama(tmp_path_factory):
     """A mixed source of four jsonl.zst chunks, its partition, shards and token files."""
     root = tmp_path_factory.mktemp("slimpajama")
     documents = set_documents(root)
-    records = [
-        {"text": text, "meta": {"redpajama_set_name": name}}
-        for name, texts in documents.items()
-        for text in texts
-    ]
-    np.random.default_rng(0).shuffle(records)
     chunks = root / "train"
-    chunks.mkdir()
-    for i, part in enumerate(np.array_split(np.arange(len(records)), 4)):
-        data = b"".join(orjson.dumps(records[j]) + b"\n" for j in part)
-        (chunks / f"chunk_{i}.jsonl.zst").write_bytes(zstandard.compress(data))
+    write_slimpajama_chunks(chunks, documents, 4)
     parts = []
     for i in range(4):
         part = root / f"part-{i}"
