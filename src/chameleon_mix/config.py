@@ -228,6 +228,7 @@ def _check_references(config: dict) -> None:
         for i, domain in enumerate(dataset["domains"] if listed else []):
             _check_source(f"{where}.domains[{i}] ({domain['name']})", domain, dataset)
         _check_target(where, dataset, names)
+        _check_by_domain(where, dataset)
         _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
             raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
@@ -393,6 +394,19 @@ def _check_target(where: str, dataset: dict, names: list[str]) -> None:
             "toward, not weighted: give it another name (or leave the domain out)"
         )
     _check_source(f"{where}.target ({target['name']})", target, dataset)
+
+
+def _check_by_domain(where: str, dataset: dict) -> None:
+    """The by-domain target's tokenizer is a local Hugging Face tokenizer (directory or file),
+    found before any job reads the corpus."""
+    path = dataset["by_domain"]["tokenizer"]
+    if path is not None:
+        from .by_domain import ByDomainError, tokenizer_file
+
+        try:
+            tokenizer_file(path, f"{where}.by_domain.tokenizer")
+        except ByDomainError as err:
+            raise ConfigError(str(err)) from None
 
 
 def _check_source(where: str, entry: dict, dataset: dict) -> None:

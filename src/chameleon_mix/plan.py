@@ -329,6 +329,84 @@ class Dataset:
         budget = self.settings["budget"]
         return budget if budget["tokens"] is not None else None
 
+    # --- the whole corpus per domain (chameleon_mix.by_domain) ---
+
+    @property
+    def by_domain_domains(self) -> list[str]:
+        """The domains the by-domain target writes: those on this machine, less the ones that
+        declare trainer data of their own (``data:``, whose exports read it there)."""
+        if "clusters" in self.settings:
+            raise PlanError(
+                f"dataset {self.name!r}: its domains are clusters of the sampled shards of "
+                f"{self.settings['clusters']['dataset']!r}, not of a whole corpus; split "
+                "that dataset by domain instead"
+            )
+        return [d["name"] for d in self.usable_domains if "data" not in d]
+
+    @property
+    def by_domain_values(self) -> dict[str, list[str]]:
+        """Each value of the mixed source's domain field that selects a domain to split, and
+        the domains it selects."""
+        values: dict[str, list[str]] = {}
+        for name in self.by_domain_domains:
+            entry = self.domain(name)
+            if "value" in entry:
+                values.setdefault(str(entry["value"]), []).append(name)
+        return values
+
+    @property
+    def by_domain_groups(self) -> int:
+        """The scatter jobs over the mixed source: the partition's groups of its files, or none
+        when no domain to split is a value of it."""
+        return len(self.partition_sources) if self.by_domain_values else 0
+
+    def by_domain_sources(self, domain: str) -> list[dict]:
+        """The jobs over a domain's own source, one per group of ``partition.files_per_job``
+        of its files (a collected domain: its one file; a hub dataset: one job)."""
+        from .shards import partition_groups
+        from .sources import SourceError
+
+        entry = self.domain(domain)
+        source = self.shard_source(domain)
+        if "collect" in entry or "files" not in source:
+            return [source]  # a collected domain's file is the workflow's, made later
+        try:
+            return partition_groups(source, self.settings["partition"]["files_per_job"])
+        except SourceError as err:
+            raise PlanError(f"dataset {self.name!r}, domain {domain!r}, source: {err}") from None
+
+    def by_domain_source_files(self, domain: str, group: int) -> list[str]:
+        """The local files one job over a domain's own source reads."""
+        entry = self.domain(domain)
+        if "collect" in entry:
+            return [self.shard_source(domain)["files"]]
+        return self._source_files(domain, self.by_domain_sources(domain)[group])
+
+    def by_domain_first_part(self, domain: str, group: int) -> int:
+        """The part number of a job's first file: a domain's files are numbered in order."""
+        return group * self.settings["partition"]["files_per_job"]
+
+    def by_domain_counts(self) -> list[str]:
+        """The counts of every job the manifest gathers: the mixed source's groups, then each
+        domain's own source's."""
+        files = [
+            self.file(f"by_domain/counts/part-{g:05d}.json") for g in range(self.by_domain_groups)
+        ]
+        for domain in self.by_domain_domains:
+            if "value" not in self.domain(domain):
+                groups = range(len(self.by_domain_sources(domain)))
+                files += [self.file(f"by_domain/counts/{domain}/part-{g:05d}.json") for g in groups]
+        return files
+
+    @property
+    def by_domain_tokenizer(self) -> str:
+        """The tokenizer of the parts' tokens: ``by_domain.tokenizer``, else the dataset's."""
+        return self.settings["by_domain"]["tokenizer"] or self.tokenizer
+
+    @property
+    def by_domain_tokenizer_source(self) -> str:
+        return "dataset" if self.settings["by_domain"]["tokenizer"] is None else "user"
+
     # --- embeddings and weights ---
 
     embedders: list[str]  # the embeddings' directories, one per embedding model
