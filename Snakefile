@@ -24,6 +24,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/by_domain.smk"
 
 
 # Light rules run where snakemake runs, also under the SLURM profile (profiles/slurm).
@@ -37,6 +38,7 @@ localrules:
     corpus_stats,
     report,
     export,
+    by_domain_manifest,
 
 
 rule all:
