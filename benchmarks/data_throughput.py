@@ -214,12 +214,15 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def run_stage(stage: str, *args) -> dict:
-    """Run a stage in a fresh interpreter: its wall and CPU seconds, start-up included (the
-    slope between two sizes takes it out), and its peak RSS."""
-    command = [sys.executable, __file__, "--stage", stage, json.dumps(args)]
+def run_stage(stage: str, *args, script: str = __file__, env: dict | None = None) -> dict:
+    """Run a stage in a fresh interpreter (``script --stage``, this one's by default): its wall
+    and CPU seconds, start-up included (the slope between two sizes takes it out), and its
+    peak RSS."""
+    command = [sys.executable, script, "--stage", stage, json.dumps(args)]
     started = time.perf_counter()
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
+    )
     out = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
