@@ -173,7 +173,7 @@ def test_every_record_is_in_one_part_of_its_domain_with_its_tokens(slimpajama, t
     counts = split(directory, tmp_path / "by_domain", tokenizer)
     assert len(counts) == 3  # ceil(5 files / 2 per job)
     out = tmp_path / "by_domain" / "manifest.json"
-    manifest = write_manifest("slim", counts, list(SETS), "user", out)
+    manifest = write_manifest("slim", counts, list(SETS), "user", 0.01, out)
     assert read_manifest(out) == json.loads(out.read_text()) == manifest
     check_parts(manifest, texts, tokenizer)
     # one part per domain per job (the book's 13 documents may miss a group)
@@ -220,7 +220,7 @@ def test_a_domain_without_records_is_refused_by_name(slimpajama, tmp_path):
     values = {**VALUES, "RedPajamaBooks": ["books"]}  # a misspelt value: no record has it
     counts = split(directory, tmp_path / "by_domain", tokenizer, values)
     with pytest.raises(ByDomainError) as err:
-        write_manifest("slim", counts, [*SETS, "books"], "user", tmp_path / "manifest.json")
+        write_manifest("slim", counts, [*SETS, "books"], "user", 0.01, tmp_path / "manifest.json")
     assert "domain(s) 'books' have no records in the whole corpus" in str(err.value)
     assert "'RedPajamaOther' (1 records)" in str(err.value)
     assert not (tmp_path / "manifest.json").exists()
@@ -230,7 +230,7 @@ def test_a_damaged_part_is_named_by_the_manifest_reader(slimpajama, tmp_path):
     directory, _, tokenizer = slimpajama
     counts = split(directory, tmp_path / "by_domain", tokenizer)
     out = tmp_path / "by_domain" / "manifest.json"
-    manifest = write_manifest("slim", counts, list(SETS), "dataset", out)
+    manifest = write_manifest("slim", counts, list(SETS), "dataset", 0.01, out)
     prefix = manifest["domains"]["cc"]["parts"][1]["megatron"]
     with open(f"{prefix}.bin", "r+b") as f:
         f.truncate(10)
@@ -265,6 +265,37 @@ def test_a_domains_own_files_are_its_parts_as_they_are(slimpajama, tmp_path):
         assert [s.tolist() for s in IndexedDataset(part["megatron"])] == [
             [*e, hf.eos_token_id] for e in ids
         ]
+
+
+def test_a_hub_datasets_records_are_written_as_a_part(slimpajama, tmp_path):
+    """A saved Hugging Face dataset has no files to point at: its texts become a part."""
+    import datasets
+
+    _, texts, tokenizer = slimpajama
+    docs = texts["RedPajamaArXiv"]
+    datasets.Dataset.from_dict({"text": docs}).save_to_disk(str(tmp_path / "saved"))
+    out = tmp_path / "by_domain"
+    source = {"hf_disk": str(tmp_path / "saved"), "split": "train"}
+    counts = own_source_parts("arxiv", source, 0, out, out / "counts.json", tokenizer)
+    (part,) = counts["parts"]["arxiv"]
+    assert part["text"] == str(out / "arxiv" / "part-00000.jsonl.zst")
+    assert part_texts(part) == docs and part["records"] == len(docs)
+
+
+def test_a_rerun_deletes_the_part_of_a_domain_no_longer_in_its_files(slimpajama, tmp_path):
+    directory, _, tokenizer = slimpajama
+    source = {"files": str(directory / "chunk_0.jsonl.zst")}
+    out = tmp_path / "by_domain"
+    split_group(source, FIELD, VALUES, 0, out, out / "counts.json", tokenizer)
+    assert (out / "cc" / "part-00000.jsonl.zst").is_file()
+    (out / "cc" / ".part-00000.bin.0123abcd").write_bytes(b"")  # a killed run's temporary file
+    fewer = {v: d for v, d in VALUES.items() if v != "RedPajamaCommonCrawl"}
+    fewer["RedPajamaCommonCrawl"] = ["web"]  # cc's records now go to another domain
+    split_group(
+        source, FIELD, {**fewer, "RedPajamaNothing": ["cc"]}, 0, out, out / "c.json", tokenizer
+    )
+    assert sorted(p.name for p in (out / "cc").iterdir()) == []
+    assert (out / "web" / "part-00000.idx").is_file()
 
 
 def test_the_eos_is_the_tokenizer_configs_else_the_projects(slimpajama, tmp_path):

@@ -328,13 +328,19 @@ class _Parts:
 
 def _remove_stale(out_dir: Path, domains, index: int, written: dict) -> None:
     """Delete what an earlier run of this job left for a domain that has no part now (the
-    source changed), so a folder never holds a part that no manifest counts."""
+    source changed), or a killed one left in temporary files, so a folder never holds a part
+    that no manifest counts."""
+    from .io import _remove_leftovers
+
     for domain in domains:
         if domain in written:
             continue
         prefix = part_prefix(out_dir, domain, index)
         for suffix in (TEXT_SUFFIX, *MEGATRON_SUFFIXES):
-            prefix.with_name(prefix.name + suffix).unlink(missing_ok=True)
+            path = prefix.with_name(prefix.name + suffix)
+            path.unlink(missing_ok=True)
+            if path.parent.is_dir():
+                _remove_leftovers(path)
 
 
 def _progress(source: dict):
@@ -499,8 +505,8 @@ def write_manifest(
     counts_files: list[str | Path],
     domains: list[str],
     tokenizer_source: str,
+    max_bad_fraction: float,
     out: str | Path,
-    max_bad_fraction: float = 0.01,
 ) -> dict:
     """The gather: the manifest of the whole corpus per domain from the counts of every job
     (:func:`split_group`, :func:`own_source_parts`), written atomically to ``out`` and

@@ -15,7 +15,7 @@ rule by_domain_split:
         group=r"\d{5}",
     conda:
         "../../envs/chameleon.yaml"
-    threads: 2
+    threads: 4
     resources:
         mem_mb=4000,
         runtime=240,
@@ -47,7 +47,7 @@ rule by_domain_source:
         group=r"\d{5}",
     conda:
         "../../envs/chameleon.yaml"
-    threads: 2
+    threads: 4
     resources:
         mem_mb=4000,
         runtime=240,

@@ -7,8 +7,8 @@ with logged(snakemake.log[0]):
         list(snakemake.input),
         list(snakemake.params.domains),
         snakemake.params.tokenizer_source,
-        snakemake.output[0],
         snakemake.params.max_bad_fraction,
+        snakemake.output[0],
     )
     for domain, entry in manifest["domains"].items():
         print(
