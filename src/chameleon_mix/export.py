@@ -245,6 +245,11 @@ def declared_domain(name: str, data: dict, tokenizer: dict) -> DomainData:
         entry.tokens = int(data["tokens"])
     if data.get("documents") is not None:
         entry.documents = int(data["documents"])
+    if (data.get("megatron") or data.get("olmo_core")) and entry.tokens <= 0:
+        raise ExportError(
+            f"domain {name!r}: its `data:` holds no tokens (every part is empty); point it at "
+            "the domain's data or drop the domain from the mixture's dataset"
+        )
     if not any(data.get(key) for key in DATA_KEYS):
         raise ExportError(
             f"domain {name!r}: `data:` names no data ({', '.join(DATA_KEYS)}); give at least one"
