@@ -674,7 +674,9 @@ def test_budgets_the_data_cannot_cover_write_nothing(dataset, tmp_path):
     largest = min(4 * corpus[d]["tokens"] / w for d, w in WEIGHTS.items())
     worst = min(WEIGHTS, key=lambda d: corpus[d]["tokens"] / WEIGHTS[d])
     mixture = tmp_path / "over.json"
-    write_mixture(mixture, "human", WEIGHTS, budget={"tokens": int(largest * 1.05), "max_epochs": 4})
+    write_mixture(
+        mixture, "human", WEIGHTS, budget={"tokens": int(largest * 1.05), "max_epochs": 4}
+    )
     with pytest.raises(BudgetError) as err:
         export(dataset, tmp_path, mixture=mixture)
     message = str(err.value)

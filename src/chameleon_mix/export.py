@@ -613,6 +613,39 @@ def _nanotron_folders(tmp: Path, data: dict[str, DomainData], domains: list[str]
             (folder / f"part-{i:05d}.ds").symlink_to(path)
 
 
+def check_export(
+    mixture: str | Path,
+    domains: list[str],
+    manifest: str | Path,
+    *,
+    seq_length: int,
+    global_batch_tokens: int,
+    data: dict[str, dict] | None = None,
+    budget: dict | None = None,
+) -> tuple[dict, dict, dict[str, DomainData], dict]:
+    """Everything an export is written from, checked before anything is written: the
+    mixture's weights, the tokenizer, each weighted domain's data and the run (raises
+    :class:`ExportError`, :class:`~chameleon_mix.budget.BudgetError` or ``ValueError``)."""
+    from .mixtures import check_weights
+
+    mixture = Path(mixture)
+    if not mixture.is_file():
+        raise FileNotFoundError(f"mixture {mixture} does not exist; run the rule that makes it")
+    content = json.loads(mixture.read_text())
+    weights = check_weights(content.get("weights", {}), domains, f"mixture {mixture}")
+    if seq_length < 1 or global_batch_tokens < 1 or global_batch_tokens % seq_length:
+        raise ExportError(
+            f"global batch of {global_batch_tokens} tokens is not a whole number of sequences "
+            f"of {seq_length} tokens (OLMo-core and Nanotron count batches in sequences); give "
+            "a multiple of the sequence length"
+        )
+    weighted = [d for d in domains if weights[d] > 0]
+    declared = {d: e for d, e in (data or {}).items() if d in weighted}
+    tokenizer, found = load_domains(weighted, manifest, declared)
+    plan = run_plan({d: weights[d] for d in weighted}, found, content.get("budget") or budget)
+    return weights, tokenizer, found, plan
+
+
 def export_mixture(
     mixture: str | Path,
     domains: list[str],
@@ -635,32 +668,26 @@ def export_mixture(
     (``{"valid": {domain: prefix}, "test": {...}}``, for Megatron's per-split blends), and
     ``data_root`` the folder of the MDS and LitData copies the recipes write (default: the
     parent of ``out_dir``)."""
-    from .mixtures import check_weights
-
-    mixture = Path(mixture)
-    if not mixture.is_file():
-        raise FileNotFoundError(f"mixture {mixture} does not exist; run the rule that makes it")
-    content = json.loads(mixture.read_text())
-    weights = check_weights(content.get("weights", {}), domains, f"mixture {mixture}")
-    if seq_length < 1 or global_batch_tokens < 1 or global_batch_tokens % seq_length:
-        raise ExportError(
-            f"global batch of {global_batch_tokens} tokens is not a whole number of sequences "
-            f"of {seq_length} tokens (OLMo-core and Nanotron count batches in sequences); give "
-            "a multiple of the sequence length"
-        )
-    weighted = [d for d in domains if weights[d] > 0]
-    tokenizer, found = load_domains(
-        weighted, manifest, {d: e for d, e in (data or {}).items() if d in weighted}
+    weights, tokenizer, found, plan = check_export(
+        mixture,
+        domains,
+        manifest,
+        seq_length=seq_length,
+        global_batch_tokens=global_batch_tokens,
+        data=data,
+        budget=budget,
     )
-    plan = run_plan(
-        {d: weights[d] for d in domains if d in weighted}, found, content.get("budget") or budget
-    )
+    weighted = list(found)
     out_dir = Path(out_dir).resolve()
     data_root = Path(data_root).resolve() if data_root else out_dir.parent
     if eval_prefixes:
         missing = [d for s in ("valid", "test") for d in weighted if d not in eval_prefixes[s]]
         if missing:
             raise ExportError(f"no val/test Megatron data for domain(s) {sorted(set(missing))}")
+        eval_prefixes = {
+            s: {d: str(Path(p).resolve()) for d, p in prefixes.items()}
+            for s, prefixes in eval_prefixes.items()
+        }
     files, _ = consumer_files(
         weights,
         found,
