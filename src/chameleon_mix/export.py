@@ -394,12 +394,12 @@ def consumer_files(
     files: dict[str, str] = {}
     skipped: dict[str, str] = {}
 
-    def without(what: str, test) -> list[str]:
+    def without(test) -> list[str]:
         return [d for d in domains if not test(data[d])]
 
     # Megatron-LM / NeMo: blends of Megatron parts, one sample = seq_length tokens read.
     train_samples = math.ceil(run / seq_length)
-    no_megatron = without("megatron", lambda e: e.parts)
+    no_megatron = without(lambda e: e.parts)
     if no_megatron:
         skipped["megatron.txt"] = f"domain(s) {no_megatron} have no Megatron data"
     else:
@@ -420,7 +420,7 @@ def consumer_files(
                 f"--per-split-data-args-path {out_dir / 'megatron_per_split.json'} {common}\n"
             )
     # Token-stream trainers: OLMo-core, Nanotron, torchtitan.
-    no_tokens = without("tokens", lambda e: e.token_files)
+    no_tokens = without(lambda e: e.token_files)
     if no_tokens:
         why = f"domain(s) {no_tokens} have no token files (megatron or olmo_core data)"
         for name in ("olmo_core.yaml", "nanotron.yaml", "torchtitan_mixture.py"):
@@ -482,7 +482,7 @@ def consumer_files(
             + "\n"
         )
     # Document trainers: MosaicML streaming, LitData, HF datasets.
-    no_documents = without("documents", lambda e: e.documents)
+    no_documents = without(lambda e: e.documents)
     probabilities = (
         example_probabilities(w, {d: data[d].mean_tokens for d in domains})
         if not no_documents
@@ -529,7 +529,7 @@ def consumer_files(
                 )
                 + "\n"
             )
-    no_text = without("text", lambda e: e.text)
+    no_text = without(lambda e: e.text)
     if no_documents or no_text:
         skipped["hf_interleave.json"] = (
             f"domain(s) {no_text or no_documents} have no text files"
