@@ -94,38 +94,66 @@ def test_a_single_domain_is_refused(tmp_path, capsys):
 
 
 def test_export_a_mixture(tmp_path, tokenizer_dir, capsys):
-    """`chameleon-weights export` on a workflow-like layout: tokens/DOMAIN/, shards/DOMAIN/."""
+    """`chameleon-weights export` on a by-domain manifest, with the workflow's val/test
+    shards for Megatron's per-split blends and a budget."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from chameleon_mix.tokens import write_token_files
+    from by_domain_data import write_by_domain
 
     texts = {
         "short": [f"River {i} is slow." for i in range(40)],
         "long": [" ".join(f"The mill {i} turns {j} times." for j in range(12)) for i in range(40)],
     }
+    manifest, lengths = write_by_domain(tmp_path / "by_domain", texts, tokenizer_dir)
     for domain, docs in texts.items():
         (tmp_path / "shards" / domain).mkdir(parents=True)
-        shard = tmp_path / "shards" / domain / "train.parquet"
-        pq.write_table(pa.table({"text": docs}), shard)
-        write_token_files({"train": shard}, tokenizer_dir, tmp_path / "tokens" / domain)
+        for split in ("val", "test"):
+            pq.write_table(
+                pa.table({"text": docs[:5]}), tmp_path / "shards" / domain / f"{split}.parquet"
+            )
     mixture = tmp_path / "mixture.json"
     mixture.write_text(json.dumps({"weights": {"short": 0.5, "long": 0.5}}))
     out = tmp_path / "export" / "mine"
-    args = ["--tokens", str(tmp_path / "tokens"), "--shards", str(tmp_path / "shards")]
-    args += ["--global-batch-tokens", "1024", "--out", str(out)]
-    assert main(["export", str(mixture), *args]) == 0
+    tokens = int(2 * min(map(sum, lengths.values())) / 0.5)  # the smaller domain read twice
+    args = ["--manifest", str(manifest), "--eval-shards", str(tmp_path / "shards")]
+    args += ["--seq-length", "16", "--global-batch-tokens", "64", "--tokens", str(tokens)]
+    assert main(["export", str(mixture), *args, "--out", str(out)]) == 0
     hf = json.loads((out / "hf_interleave.json").read_text())
-    mean = json.loads((out / "shares.json").read_text())["mean_tokens_per_document"]
+    shares = json.loads((out / "shares.json").read_text())
+    mean = shares["mean_tokens_per_document"]
     # Equal token shares: documents drawn in inverse proportion to their mean length.
     p = dict(zip(hf["domains"], hf["probabilities"]))
     assert p["short"] / p["long"] == pytest.approx(mean["long"] / mean["short"])
     assert mean["long"] > 5 * mean["short"]
-    assert (tmp_path / "export" / "megatron_data" / "long.idx").is_file()
-    assert "wrote" in capsys.readouterr().out
+    assert shares["run"]["tokens"] == tokens and shares["run"]["budget"]
+    per_split = json.loads((out / "megatron_per_split.json").read_text())
+    assert per_split["valid"][1::2] == [
+        str(tmp_path / "export" / "megatron_data" / "val" / d) for d in ("short", "long")
+    ]
+    assert (tmp_path / "export" / "megatron_data" / "test" / "long.idx").is_file()
+    printed = capsys.readouterr().out
+    assert f"run: {tokens:,} tokens (the budget)" in printed and "wrote" in printed
 
+    # Every check before anything is written: a domain the manifest lacks ...
     (tmp_path / "missing.json").write_text(json.dumps({"weights": {"short": 0.5, "gone": 0.5}}))
-    assert main(["export", str(tmp_path / "missing.json"), *args[:-1], str(tmp_path / "x")]) == 2
-    assert not (tmp_path / "x").exists() and not (tmp_path / "megatron_data").exists()
-    error = capsys.readouterr().err
-    assert "holds no token files (no stats.json)" in error
+    data_root = ["--data-root", str(tmp_path / "root")]
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "missing.json"),
+                *args,
+                *data_root,
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
+    assert not (tmp_path / "x").exists() and not (tmp_path / "root").exists()
+    assert "['gone'] are neither in the by-domain manifest" in capsys.readouterr().err
+    # ... and a budget the corpus cannot cover within max_epochs.
+    over = [*args[:-1], str(100 * tokens)]
+    assert main(["export", str(mixture), *over, *data_root, "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "root").exists()
+    assert "need more data than the corpus's" in capsys.readouterr().err

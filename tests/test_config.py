@@ -436,3 +436,65 @@ def test_proxy_replicates_and_doremis_reference():
 
     with pytest.raises(ConfigError, match="proxies.demo-tiny.seeds"):
         resolved(repeated)
+
+
+def test_a_domains_data_and_the_exports_run(tmp_path):
+    """`data:` (user-held data per domain): every path checked, its defaults filled once;
+    `export:` the production run's sequence length and batch."""
+    from chameleon_mix.config import SCHEMA_PATH
+    from chameleon_mix.plan import Plan
+
+    for name in ("code.bin", "code.idx", "tokens.npy"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "mds").mkdir()
+    name = SHIPPED["datasets"]["demo"]["domains"][0]["name"]
+    where = rf"datasets\.demo\.domains\[0\] \({name}\)\.data"
+
+    def with_data(data, export=None):
+        def edit(config):
+            if data is not None:
+                config["datasets"]["demo"]["domains"][0]["data"] = data
+            if export:
+                config["datasets"]["demo"]["export"] = export
+
+        return broken(edit)
+
+    config = validate_config(
+        with_data({"megatron": [str(tmp_path / "code")], "mosaic": str(tmp_path / "mds")})
+    )
+    demo = config["datasets"]["demo"]
+    assert demo["domains"][0]["data"]["tokens"] is None
+    assert demo["domains"][0]["data"]["documents"] is None
+    assert "data" not in demo["domains"][1]  # a domain without: split by the by-domain target
+    assert demo["export"] == {"seq_length": None, "global_batch_tokens": None}
+    plan = Plan.from_config(config, SCHEMA_PATH).dataset("demo")
+    assert list(plan.declared_data) == [name]
+    train = plan.schedule(plan.training)
+    assert plan.export_run == {
+        "seq_length": train["seq_len"],
+        "global_batch_tokens": train["batch_size"] * train["seq_len"],
+    }
+    run = {"seq_length": 4096, "global_batch_tokens": 4096 * 512}
+    config = validate_config(with_data({"olmo_core": [str(tmp_path / "tokens.npy")]}, run))
+    assert Plan.from_config(config, SCHEMA_PATH).dataset("demo").export_run == run
+
+    for data, message in [
+        (
+            {"megatron": [str(tmp_path / "gone")]},
+            rf"{where}\.megatron\[0\]: {tmp_path / 'gone'}\.idx does not exist; fix the path",
+        ),
+        (
+            {"olmo_core": [str(tmp_path / "tokens.npy"), str(tmp_path / "x.npy")]},
+            rf"{where}\.olmo_core\[1\]: .*x\.npy does not exist",
+        ),
+        ({"litdata": str(tmp_path / "code.bin")}, rf"{where}\.litdata: .* \(or is not a folder\)"),
+        ({"mosaic": str(tmp_path / "mds")}, rf"{where}: without token files .* give data\.tokens"),
+        ({"tokens": 5}, rf"{where}: name the domain's data"),
+        # The schema's own messages name the key path without the domain's name.
+        ({"megatron": []}, r"domains\[0\]\.data\.megatron: \[\] should be non-empty"),
+        ({"megatron": [str(tmp_path / "code")], "npy": []}, r"\.data: unknown key 'npy'"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            validate_config(with_data(data))
+    with pytest.raises(ConfigError, match=r"export\.global_batch_tokens: 1000 is not a multiple"):
+        validate_config(with_data(None, {"seq_length": 64, "global_batch_tokens": 1000}))

@@ -1,7 +1,12 @@
-"""Exported mixtures read by the consumers' own libraries realise the weights' token shares."""
+"""Exports of the whole corpus, read by the trainers' own libraries, realise the weights' token
+shares and carry the run's budget.
 
-import itertools
+megatron-core and Hugging Face datasets are the project's own dependencies; OLMo-core, LitData,
+MosaicML streaming, torchtitan and datatrove (Nanotron's reader) each run in their own virtual
+environment (``trainer_envs``), built once per machine."""
+
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -10,21 +15,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from by_domain_data import write_by_domain, write_megatron_part
+from trainer_envs import run_check
 
-from chameleon_mix.export import example_probabilities, export_mixture, write_megatron_dataset
+from chameleon_mix.budget import BudgetError
+from chameleon_mix.export import (
+    ExportError,
+    example_probabilities,
+    export_mixture,
+    write_eval_megatron,
+)
 from chameleon_mix.mixtures import write_mixture
 from chameleon_mix.tokenizer import train_tokenizer
-from chameleon_mix.tokens import read_offsets, read_tokens, write_token_files
 
 # Documents of very different lengths, so that document and token shares differ by ~10x.
 SENTENCES = {"notes": (1, 3), "manuals": (4, 10), "books": (15, 30)}
 WEIGHTS = {"notes": 0.5, "manuals": 0.3, "books": 0.2}
 # Enough documents that SAMPLES draws exhaust no domain (document shares ~0.83/0.13/0.04).
 DOCUMENTS = {"notes": 2400, "manuals": 400, "books": 120}
+EVAL_DOCUMENTS = 20
 SAMPLES = 2000
+SEQ_LENGTH, GLOBAL_BATCH = 64, 256
+RUN_PASSES = 2.5  # the budget: 2.5 passes over the most-read domain, within max_epochs 4
 
 
-def texts(domain, rng):
+def texts(domain, rng, n):
     low, high = SENTENCES[domain]
     words = ["river", "mill", "stone", "light", "north", "field", "bread", "glass", "road"]
     return [
@@ -32,36 +47,55 @@ def texts(domain, rng):
             f"The {rng.choice(words)} {i} of {domain} stands near the {rng.choice(words)}."
             for i in range(rng.integers(low, high + 1))
         )
-        for _ in range(DOCUMENTS[domain])
+        for _ in range(n)
     ]
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """A dataset's train shards, tokenizer, token files and Megatron datasets, as the workflow
-    lays them out under results/<dataset>/."""
+    """A dataset's by-domain split (2 parts per domain), the Megatron datasets of its val/test
+    shards, a mixture under a budget and its export, as the workflow lays them out."""
     root = tmp_path_factory.mktemp("results")
     rng = np.random.default_rng(0)
-    documents = {d: texts(d, rng) for d in SENTENCES}
+    documents = {d: texts(d, rng, n) for d, n in DOCUMENTS.items()}
     tokenizer = root / "tokenizer"
     train_tokenizer([t for ts in documents.values() for t in ts], 300, tokenizer)
-    shards, token_dirs = {}, {}
-    for domain, docs in documents.items():
-        shards[domain] = root / "shards" / domain / "train.parquet"
-        shards[domain].parent.mkdir(parents=True)
-        pq.write_table(pa.table({"text": docs}), shards[domain])
-        token_dirs[domain] = root / "tokens" / domain
-        write_token_files({"train": shards[domain]}, tokenizer, token_dirs[domain])
-        write_megatron_dataset(token_dirs[domain], root / "export" / "megatron_data" / domain)
+    manifest, lengths = write_by_domain(root / "by_domain", documents, tokenizer)
+    corpus = json.loads(manifest.read_text())["domains"]
+    eval_prefixes = {"valid": {}, "test": {}}
+    for domain in DOCUMENTS:
+        shards = {}
+        for split in ("val", "test"):
+            shards[split] = root / "shards" / domain / f"{split}.parquet"
+            shards[split].parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.table({"text": texts(domain, rng, EVAL_DOCUMENTS)}), shards[split])
+        prefixes = {s: root / "export" / "megatron_data" / s / domain for s in shards}
+        write_eval_megatron(shards, manifest, prefixes)
+        eval_prefixes["valid"][domain] = str(prefixes["val"])
+        eval_prefixes["test"][domain] = str(prefixes["test"])
+    one_pass = min(corpus[d]["tokens"] / w for d, w in WEIGHTS.items())
+    budget = {"tokens": int(RUN_PASSES * one_pass), "max_epochs": 4}
     mixture = root / "mixtures" / "chameleon.json"
-    write_mixture(mixture, "chameleon", WEIGHTS)
+    write_mixture(mixture, "chameleon", WEIGHTS, budget=budget)
     out = root / "export" / "chameleon"
-    shares = export_mixture(mixture, list(SENTENCES), token_dirs, shards, root / "export", out, 256)
+    shares = export_mixture(
+        mixture,
+        list(DOCUMENTS),
+        manifest,
+        out,
+        seq_length=SEQ_LENGTH,
+        global_batch_tokens=GLOBAL_BATCH,
+        eval_prefixes=eval_prefixes,
+    )
     return {
         "root": root,
         "tokenizer": tokenizer,
-        "shards": shards,
-        "tokens": token_dirs,
+        "manifest": manifest,
+        "corpus": corpus,
+        "lengths": lengths,
+        "documents": documents,
+        "eval": eval_prefixes,
+        "budget": budget,
         "out": out,
         "shares": shares,
     }
@@ -70,11 +104,6 @@ def dataset(tmp_path_factory):
 def token_shares(counts: dict[str, float]) -> dict[str, float]:
     total = sum(counts.values())
     return {d: counts[d] / total for d in counts}
-
-
-def document_lengths(dataset) -> dict[str, np.ndarray]:
-    """Tokens per train document (EOS included), as the token files measured them."""
-    return {d: np.diff(read_offsets(t, "train")) for d, t in dataset["tokens"].items()}
 
 
 def sampling_tolerance(probabilities, lengths, n, sigmas=4.0) -> dict[str, float]:
@@ -98,6 +127,15 @@ def sampling_tolerance(probabilities, lengths, n, sigmas=4.0) -> dict[str, float
     }
 
 
+def assert_shares(realised, tolerance):
+    for d, w in WEIGHTS.items():
+        assert abs(realised[d] - w) < tolerance[d], (d, realised[d], w, tolerance[d])
+
+
+def run_tokens(dataset) -> int:
+    return dataset["budget"]["tokens"]
+
+
 def test_document_probabilities_give_the_token_shares():
     mean_tokens = {"short": 400.0, "long": 4000.0}
     probabilities = example_probabilities({"short": 0.5, "long": 0.5}, mean_tokens)
@@ -111,69 +149,165 @@ def test_document_probabilities_give_the_token_shares():
         example_probabilities({"short": 0.5, "long": 0.5}, {"short": 400.0, "long": 0.0})
 
 
-def test_files_and_units(dataset):
-    out = dataset["out"]
+def test_files_units_and_budget(dataset):
+    """Every file, in its trainer's unit, over the whole corpus, with the run's budget."""
+    out, corpus, budget = dataset["out"], dataset["corpus"], dataset["budget"]
     names = {p.name for p in out.iterdir()}
     assert names == {
         "megatron.txt",
+        "megatron_per_split.json",
+        "megatron_args.txt",
+        "megatron_blend_args.txt",
         "olmo_core.yaml",
-        "mosaic_streams.yaml",
-        "hf_interleave.json",
-        "litdata.json",
         "nanotron.yaml",
+        "nanotron",
+        "torchtitan_mixture.py",
+        "torchtitan_mixture.json",
+        "mosaic_streams.yaml",
+        "litdata.json",
+        "hf_interleave.json",
+        "sources.json",
+        "write_mds.py",
+        "write_litdata.py",
         "shares.json",
         "README.md",
     }
-    probabilities = dataset["shares"]["document_probabilities"]
-    lengths = document_lengths(dataset)
-    mean_tokens = {d: lengths[d].mean() for d in lengths}
-    assert dataset["shares"]["mean_tokens_per_document"] == pytest.approx(mean_tokens)
-    # Per-document probabilities: the expected token shares are the weights.
+    shares = dataset["shares"]
+    epochs = {d: WEIGHTS[d] * budget["tokens"] / corpus[d]["tokens"] for d in WEIGHTS}
+    assert shares["run"]["epochs"] == pytest.approx(epochs)
+    assert max(epochs.values()) == pytest.approx(RUN_PASSES, rel=1e-6)
+    mean_tokens = {d: corpus[d]["tokens"] / corpus[d]["records"] for d in WEIGHTS}
+    assert shares["mean_tokens_per_document"] == pytest.approx(mean_tokens)
+    probabilities = shares["document_probabilities"]
     expected = token_shares({d: p * mean_tokens[d] for d, p in probabilities.items()})
     assert expected == pytest.approx(WEIGHTS)
     assert probabilities["notes"] > 0.8  # a naive exporter would have written 0.5
-    mosaic = yaml.safe_load((out / "mosaic_streams.yaml").read_text())["streams"]
-    assert {d: s["proportion"] for d, s in mosaic.items()} == pytest.approx(probabilities)
+
+    # Megatron: a domain's weight over its parts by their tokens, every part of the corpus.
+    blend = (out / "megatron.txt").read_text().split()
+    parts = {p["megatron"]: (d, p["tokens"]) for d in WEIGHTS for p in corpus[d]["parts"]}
+    assert set(blend[1::2]) == set(parts) and len(parts) == 2 * len(WEIGHTS)
+    for weight, prefix in zip(blend[0::2], blend[1::2]):
+        domain, tokens = parts[prefix]
+        assert float(weight) == pytest.approx(WEIGHTS[domain] * tokens / corpus[domain]["tokens"])
+    args = (out / "megatron_args.txt").read_text().split()
+    assert args[:2] == ["--per-split-data-args-path", str(out / "megatron_per_split.json")]
+    assert args[args.index("--train-samples") + 1] == str(math.ceil(budget["tokens"] / SEQ_LENGTH))
+    blend_args = (out / "megatron_blend_args.txt").read_text().split()
+    assert blend_args[blend_args.index("--split") + 1] == "100,0,0"
+    assert blend_args[blend_args.index("--data-args-path") + 1] == str(out / "megatron.txt")
+
+    # OLMo-core: the budget and max_epochs, every part's token file.
+    olmo = yaml.safe_load((out / "olmo_core.yaml").read_text())
+    assert olmo["requested_tokens"] == budget["tokens"]
+    assert olmo["global_batch_size"] == GLOBAL_BATCH
+    for source in olmo["source_list"]["sources"]:
+        d = source["source_name"]
+        assert source["max_repetition_ratio"] == 4
+        assert source["target_ratio"] == pytest.approx(WEIGHTS[d])
+        assert source["paths"] == [p["megatron"] + ".bin" for p in corpus[d]["parts"]]
+
+    # MosaicML: proportions, the run as epoch_size documents, repeats as the epochs.
+    mosaic = yaml.safe_load((out / "mosaic_streams.yaml").read_text())
+    assert {d: s["proportion"] for d, s in mosaic["streams"].items()} == pytest.approx(
+        probabilities
+    )
+    assert {d: s["repeat"] for d, s in mosaic["streams_repeat"].items()} == pytest.approx(epochs)
+    documents = sum(epochs[d] * corpus[d]["records"] for d in WEIGHTS)
+    assert mosaic["epoch_size"] == pytest.approx(documents, abs=2)
+
     litdata = json.loads((out / "litdata.json").read_text())
     assert dict(zip(litdata["domains"], litdata["weights"])) == pytest.approx(probabilities)
-    # Fixed-length-sequence consumers: the token shares themselves.
-    nanoset = yaml.safe_load((out / "nanotron.yaml").read_text())["data_stages"][0]["data"]
-    assert nanoset["dataset"]["dataset_weights"] == pytest.approx(list(WEIGHTS.values()))
+    assert dict(zip(litdata["domains"], litdata["token_shares"])) == pytest.approx(WEIGHTS)
+    assert litdata["iterate_over_all"] is False and litdata["epochs"] == math.ceil(RUN_PASSES)
+    hf = json.loads((out / "hf_interleave.json").read_text())
+    assert hf["repeats"] == {d: math.ceil(e) for d, e in epochs.items()}
+    assert hf["stopping_strategy"] == "first_exhausted"
+
+    nanoset = yaml.safe_load((out / "nanotron.yaml").read_text())
+    stage = nanoset["data_stages"][0]["data"]["dataset"]
+    assert stage["dataset_weights"] == pytest.approx(list(WEIGHTS.values()))
+    assert stage["dataset_max_tokens"] == [
+        math.ceil(w * budget["tokens"]) for w in WEIGHTS.values()
+    ]
+    assert nanoset["tokens"]["train_steps"] == math.ceil(budget["tokens"] / GLOBAL_BATCH)
+    torchtitan = json.loads((out / "torchtitan_mixture.json").read_text())
+    assert torchtitan["tokens"] == budget["tokens"] and torchtitan["weights"] == WEIGHTS
+
     readme = (out / "README.md").read_text()
-    assert all(name in readme for name in names - {"README.md"})
+    assert all(f"`{name}`" in readme for name in names - {"README.md", "nanotron"})
+    assert f"{budget['tokens']:,} tokens** (the budget)" in readme
+
+
+def test_without_a_budget_the_run_is_one_pass(dataset, tmp_path):
+    mixture = tmp_path / "natural.json"
+    write_mixture(mixture, "human", WEIGHTS)
+    out = tmp_path / "export"
+    shares = export_mixture(
+        mixture,
+        list(WEIGHTS),
+        dataset["manifest"],
+        out,
+        seq_length=SEQ_LENGTH,
+        global_batch_tokens=GLOBAL_BATCH,
+    )
+    corpus = dataset["corpus"]
+    one_pass = int(min(corpus[d]["tokens"] / w for d, w in WEIGHTS.items()))
+    assert shares["run"]["tokens"] == one_pass and not shares["run"]["budget"]
+    assert max(shares["run"]["epochs"].values()) == pytest.approx(1.0, abs=1e-4)
+    olmo = yaml.safe_load((out / "olmo_core.yaml").read_text())
+    assert olmo["requested_tokens"] == one_pass
+    assert {s["max_repetition_ratio"] for s in olmo["source_list"]["sources"]} == {1.0}
+    assert f"one pass, {one_pass:,} tokens" in (out / "README.md").read_text()
+    # Without val/test data, Megatron gets the single blend only.
+    assert not (out / "megatron_per_split.json").exists()
+    # A budget from the caller (the config) applies where the mixture file has none.
+    shares = export_mixture(
+        mixture,
+        list(WEIGHTS),
+        dataset["manifest"],
+        tmp_path / "budgeted",
+        seq_length=SEQ_LENGTH,
+        global_batch_tokens=GLOBAL_BATCH,
+        budget={"tokens": 2 * one_pass, "max_epochs": 3},
+    )
+    assert shares["run"]["tokens"] == 2 * one_pass and shares["run"]["max_epochs"] == 3
 
 
 def test_hf_interleave_realises_the_token_shares(dataset):
-    from datasets import interleave_datasets, load_dataset
+    from datasets import concatenate_datasets, interleave_datasets, load_dataset
 
     spec = json.loads((dataset["out"] / "hf_interleave.json").read_text())
+    # As the README writes it: each domain's whole text, `repeats` times, first_exhausted.
     streams = [
-        load_dataset("parquet", data_files=spec["data_files"][d], split="train").map(
-            lambda _, d=d: {"domain": d}
-        )
+        concatenate_datasets(
+            [load_dataset("json", data_files=spec["data_files"][d], split="train")]
+            * spec["repeats"][d]
+        ).map(lambda _, d=d: {"domain": d})
         for d in spec["domains"]
     ]
     mixed = interleave_datasets(
-        streams, probabilities=spec["probabilities"], seed=0, stopping_strategy="all_exhausted"
+        streams,
+        probabilities=spec["probabilities"],
+        seed=0,
+        stopping_strategy=spec["stopping_strategy"],
     )
-    n = SAMPLES
-    assert len(mixed) >= n
+    assert len(mixed) >= SAMPLES
     length_of = {
         text: length
         for d in spec["domains"]
-        for text, length in zip(
-            pq.read_table(dataset["shards"][d])["text"].to_pylist(), document_lengths(dataset)[d]
-        )
+        for text, length in zip(dataset["documents"][d], dataset["lengths"][d])
     }
     tokens = dict.fromkeys(spec["domains"], 0)
-    for example in mixed.select(range(n)):
+    for example in mixed.select(range(SAMPLES)):
         tokens[example["domain"]] += length_of[example["text"]]
-    realised = token_shares(tokens)
-    tolerance = sampling_tolerance(
-        dict(zip(spec["domains"], spec["probabilities"])), document_lengths(dataset), n
+    probabilities = dict(zip(spec["domains"], spec["probabilities"]))
+    assert_shares(
+        token_shares(tokens), sampling_tolerance(probabilities, dataset["lengths"], SAMPLES)
     )
-    for d, w in WEIGHTS.items():
-        assert abs(realised[d] - w) < tolerance[d], (d, realised[d], w, tolerance[d])
+    # Every domain's tokens at least once per run, none past its repeats.
+    total = sum(length_of[t] for t in mixed["text"])
+    assert total >= run_tokens(dataset)
 
 
 def megatron_tokenizer(dataset):
@@ -184,152 +318,396 @@ def megatron_tokenizer(dataset):
     )
 
 
-def test_megatron_reads_the_token_files_back(dataset):
+def test_megatron_reads_the_parts_back(dataset):
     from megatron.core.datasets.indexed_dataset import IndexedDataset
 
-    for domain, token_dir in dataset["tokens"].items():
-        indexed = IndexedDataset(str(dataset["root"] / "export" / "megatron_data" / domain))
-        tokens, offsets = read_tokens(token_dir, "train"), read_offsets(token_dir, "train")
-        assert len(indexed) == len(offsets) - 1 == DOCUMENTS[domain]
-        assert list(indexed.document_indices) == list(range(DOCUMENTS[domain] + 1))
-        for i, (start, end) in enumerate(zip(offsets[:-1], offsets[1:])):
-            np.testing.assert_array_equal(indexed[i], tokens[start:end])
+    for domain, entry in dataset["corpus"].items():
+        lengths = [
+            len(IndexedDataset(p["megatron"])[i])
+            for p in entry["parts"]
+            for i in range(p["records"])
+        ]
+        assert lengths == list(dataset["lengths"][domain])
+    for split in ("valid", "test"):
+        for prefix in dataset["eval"][split].values():
+            assert len(IndexedDataset(prefix)) == EVAL_DOCUMENTS
 
 
-def test_megatron_blend_realises_the_token_shares(dataset):
+def build_megatron(dataset, sizes, **blends):
+    """Megatron's GPT datasets for ``sizes`` (train, valid, test samples) from the blends, on
+    a one-process group (Megatron builds its indices on rank 0)."""
     import torch.distributed as dist
     from megatron.core.datasets.blended_megatron_dataset_builder import (
         BlendedMegatronDatasetBuilder,
     )
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
-    from megatron.core.datasets.utils import get_blend_from_list
 
-    data_path = (dataset["out"] / "megatron.txt").read_text().split()
     config = GPTDatasetConfig(
         random_seed=1,
-        sequence_length=64,
-        blend=get_blend_from_list(data_path),
-        split="100,0,0",
+        sequence_length=SEQ_LENGTH,
         tokenizer=megatron_tokenizer(dataset),
         reset_position_ids=False,
         reset_attention_mask=False,
         eod_mask_loss=False,
         path_to_cache=str(dataset["root"] / "megatron_cache"),
+        **blends,
     )
-    samples = 2000
-    # Megatron builds its indices on rank 0 of the job's process group: a one-process group.
-    dist.init_process_group(
-        "gloo", init_method=f"file://{dataset['root'] / 'megatron_group'}", rank=0, world_size=1
-    )
+    group = dataset["root"] / f"megatron_group_{len(list(dataset['root'].glob('megatron_group*')))}"
+    dist.init_process_group("gloo", init_method=f"file://{group}", rank=0, world_size=1)
     try:
-        train, _, _ = BlendedMegatronDatasetBuilder(
-            GPTDataset, [samples, 0, 0], lambda: True, config
+        return config, BlendedMegatronDatasetBuilder(
+            GPTDataset, sizes, lambda: True, config
         ).build()
     finally:
         dist.destroy_process_group()
-    names = [Path(p).name for p in config.blend[0]]
-    counts = np.bincount(train.dataset_index[:samples], minlength=len(names))
-    # Every sample is sequence_length + 1 tokens: sample shares are token shares.
-    realised = token_shares(dict(zip(names, counts * 65.0)))
-    for d, w in WEIGHTS.items():
-        assert abs(realised[d] - w) <= 1 / samples + 1e-9
 
 
-def test_litdata_combined_dataset_realises_the_token_shares(dataset, tmp_path):
-    litdata = pytest.importorskip("litdata")
-    spec = json.loads((dataset["out"] / "litdata.json").read_text())
-    from litdata.streaming.writer import BinaryWriter
+def megatron_shares(blend, dataset_index, samples) -> dict[str, float]:
+    """Token shares by domain of the first ``samples`` samples of a blend (every sample is
+    SEQ_LENGTH + 1 tokens, so sample shares are token shares); a part's domain is its folder,
+    a val/test dataset's its name."""
+    counts = np.bincount(dataset_index[:samples], minlength=len(blend))
+    by_domain = {}
+    for prefix, count in zip(blend, counts):
+        domain = (
+            Path(prefix).parent.name if Path(prefix).name.startswith("part-") else Path(prefix).name
+        )
+        by_domain[domain] = by_domain.get(domain, 0) + int(count)
+    return token_shares(by_domain)
 
-    for domain in spec["domains"]:  # one item per document, with the writer optimize() uses
-        writer = BinaryWriter(spec["input_dirs"][domain], chunk_bytes="1MB")
-        for i, document in enumerate(token_documents(dataset["tokens"][domain])):
-            writer[i] = document
-        writer.done()
-        writer.merge()
-    combined = litdata.CombinedStreamingDataset(
-        [litdata.StreamingDataset(spec["input_dirs"][d], shuffle=True) for d in spec["domains"]],
-        weights=spec["weights"],
-        seed=0,
-        iterate_over_all=False,
+
+def test_megatron_blend_realises_the_token_shares(dataset):
+    """`--data-args-path megatron.txt --split 100,0,0`, read as Megatron-LM reads them."""
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    args = (dataset["out"] / "megatron_blend_args.txt").read_text().split()
+    flags = dict(zip(args[0::2], args[1::2]))
+    data_path = Path(flags["--data-args-path"]).read_text().split()  # Megatron-LM's reading
+    samples = int(flags["--train-samples"])
+    config, (train, _, _) = build_megatron(
+        dataset, [samples, 0, 0], blend=get_blend_from_list(data_path), split=flags["--split"]
     )
-    # Each document names its domain, so its tokens tell which domain an item came from.
-    domain_of = {
-        document.tobytes(): d
-        for d in spec["domains"]
-        for document in token_documents(dataset["tokens"][d])
-    }
-    n = SAMPLES
-    tokens = dict.fromkeys(spec["domains"], 0)
-    items = list(itertools.islice(combined, n))
-    assert len(items) == n
-    for item in items:
-        tokens[domain_of[np.asarray(item).tobytes()]] += len(item)
-    realised = token_shares(tokens)
-    tolerance = sampling_tolerance(
-        dict(zip(spec["domains"], spec["weights"])), document_lengths(dataset), n
+    assert len(train) >= samples
+    realised = megatron_shares(config.blend[0], train.dataset_index, samples)
+    assert_shares(realised, {d: 2 / samples + 1e-9 for d in WEIGHTS})
+
+
+def test_megatron_per_split_json_loads(dataset):
+    """`--per-split-data-args-path`: Megatron-LM's `get_blend_and_blend_per_split` reads the
+    JSON's train/valid/test lists (a string is split on whitespace) into blend_per_split."""
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    args = (dataset["out"] / "megatron_args.txt").read_text().split()
+    flags = dict(zip(args[0::2], args[1::2]))
+    per_split = json.loads(Path(flags["--per-split-data-args-path"]).read_text())
+    for split in ("train", "valid", "test"):
+        if isinstance(per_split[split], str):
+            per_split[split] = per_split[split].split()
+    blend_per_split = [get_blend_from_list(per_split[s]) for s in ("train", "valid", "test")]
+    samples = int(flags["--train-samples"])
+    config, (train, valid, test) = build_megatron(
+        dataset, [samples, 200, 200], blend_per_split=blend_per_split
     )
-    for d, w in WEIGHTS.items():
-        assert abs(realised[d] - w) < tolerance[d], (d, realised[d], w, tolerance[d])
-
-
-def token_documents(token_dir):
-    tokens, offsets = read_tokens(token_dir, "train"), read_offsets(token_dir, "train")
-    for start, end in zip(offsets[:-1], offsets[1:]):
-        yield np.array(tokens[start:end])
-
-
-def test_olmo_core_source_mixture_realises_the_token_shares(dataset):
-    source_mixture = pytest.importorskip("olmo_core.data.source_mixture")
-    spec = yaml.safe_load((dataset["out"] / "olmo_core.yaml").read_text())
-    config = source_mixture.SourceMixtureDatasetConfig.from_dict(spec)
-    config.render_tables, config.quiet = False, True
-    mixture = config.build(npdtype=np.uint16, sequence_length=64)
-    tokens = {
-        outcome.name: sum(p.tokens for p in outcome.path_tokens) for outcome in mixture.sources
-    }
-    realised = token_shares(tokens)
-    for d, w in WEIGHTS.items():
-        assert abs(realised[d] - w) < 0.01
-
-
-def test_bad_inputs_write_nothing(dataset, tmp_path):
-    domains = list(SENTENCES)
-
-    def export(mixture, token_dirs=dataset["tokens"]):
-        out = tmp_path / "out"
-        with pytest.raises((ValueError, FileNotFoundError)) as err:
-            export_mixture(mixture, domains, token_dirs, dataset["shards"], tmp_path, out, 256)
-        assert not out.exists()
-        return str(err.value)
-
-    partial = write_mixture(tmp_path / "partial.json", "human", {"notes": 0.5, "manuals": 0.5})
-    assert partial["weights"]
-    assert "weights must name every domain exactly; missing ['books']" in export(
-        tmp_path / "partial.json"
+    assert len(train) >= samples and len(valid) >= 200 and len(test) >= 200
+    assert_shares(
+        megatron_shares(config.blend_per_split[0][0], train.dataset_index, samples),
+        {d: 2 / samples + 1e-9 for d in WEIGHTS},
     )
-    assert "does not exist; run the rule that makes it" in export(tmp_path / "none.json")
-    mixture = dataset["root"] / "mixtures" / "chameleon.json"
-    untokenized = {**dataset["tokens"], "books": tmp_path / "books"}
-    assert "holds no token files (no stats.json)" in export(mixture, untokenized)
-    # Token files of another tokenizer: ids that mean other text.
-    other = tmp_path / "other_tokenizer"
-    train_tokenizer(["something else entirely", "and more of it"] * 20, 280, other)
-    write_token_files({"train": dataset["shards"]["books"]}, other, tmp_path / "books_other")
-    mixed = {**dataset["tokens"], "books": tmp_path / "books_other"}
-    assert "written with different tokenizers" in export(mixture, mixed)
-    # An empty train split cannot be a Megatron dataset.
-    empty = tmp_path / "empty.parquet"
-    pq.write_table(pa.table({"text": pa.array([], pa.string())}), empty)
-    write_token_files({"train": empty}, dataset["tokenizer"], tmp_path / "empty_tokens")
-    with pytest.raises(ValueError, match="the train split has no documents"):
-        write_megatron_dataset(tmp_path / "empty_tokens", tmp_path / "megatron" / "empty")
-    assert not (tmp_path / "megatron").exists() or not any((tmp_path / "megatron").iterdir())
+    # The valid and test blends are the val/test documents, at the domains' weights.
+    assert set(config.blend_per_split[1][0]) == set(dataset["eval"]["valid"].values())
+    assert_shares(
+        megatron_shares(config.blend_per_split[1][0], valid.dataset_index, 200),
+        {d: 2 / 200 + 1e-9 for d in WEIGHTS},
+    )
+
+
+@pytest.mark.slow
+def test_olmo_core_builds_the_source_mixture(dataset, tmp_path):
+    """OLMo-core's SourceMixtureDatasetConfig builds the mixture for the budget and its
+    NumpyFSLDatasetConfig the dataset over every part's token file."""
+    result = run_check(
+        "olmo_core", "olmo_core_check.py", dataset["out"], SEQ_LENGTH, tmp_path / "olmo_work"
+    )
+    budget = dataset["budget"]
+    selected, population = result["selected_tokens"], result["population"]
+    assert result["requested_tokens"] == budget["tokens"]
+    assert result["instances"] * SEQ_LENGTH >= budget["tokens"]
+    # Hamilton rounding moves each path's allocation by at most a sequence or two.
+    paths = {d: 2 * math.ceil(RUN_PASSES) for d in WEIGHTS}
+    total = sum(selected.values())
+    assert_shares(token_shares(selected), {d: 2 * paths[d] * SEQ_LENGTH / total for d in WEIGHTS})
+    for d in WEIGHTS:
+        assert selected[d] <= result["max_repetition_ratio"][d] * population[d]
+    assert result["largest_id"] < 300
+
+
+@pytest.mark.slow
+def test_litdata_combined_dataset_realises_the_token_shares(dataset):
+    """The README's recipe: `python write_litdata.py`, then CombinedStreamingDataset with the
+    document weights and iterate_over_all=False."""
+    out = dataset["out"]
+    run_check("litdata", out / "write_litdata.py", cwd=out)
+    result = run_check("litdata", "litdata_check.py", out, SAMPLES)
+    assert result["items"] == SAMPLES
+    probabilities = dataset["shares"]["document_probabilities"]
+    assert_shares(
+        token_shares(result["tokens"]),
+        sampling_tolerance(probabilities, dataset["lengths"], SAMPLES),
+    )
+
+
+@pytest.mark.slow
+def test_mosaic_streaming_dataset_reads_the_run(dataset):
+    """The README's recipe: `python write_mds.py`, then StreamingDataset over the streams with
+    epoch_size: one epoch is the run, each domain read its epochs' worth of documents."""
+    out = dataset["out"]
+    run_check("streaming", out / "write_mds.py", cwd=out)
+    result = run_check("streaming", "mosaic_check.py", out)
+    corpus, epochs = dataset["corpus"], dataset["shares"]["run"]["epochs"]
+    spec = yaml.safe_load((out / "mosaic_streams.yaml").read_text())
+    assert result["epoch_size"] == spec["epoch_size"] == sum(result["samples"].values())
+    for d in WEIGHTS:
+        assert result["samples"][d] == result["choose"][d]
+        # streaming's own repeat, derived from proportion and epoch_size: the domain's epochs.
+        assert result["repeat"][d] == pytest.approx(epochs[d], abs=1.5 / corpus[d]["records"])
+        assert result["repeat"][d] <= 4
+    probabilities = dataset["shares"]["document_probabilities"]
+    assert_shares(
+        token_shares(result["tokens"]),
+        sampling_tolerance(probabilities, dataset["lengths"], result["epoch_size"]),
+    )
+
+
+@pytest.mark.slow
+def test_torchtitan_dataloader_realises_the_token_shares(dataset):
+    """torchtitan_mixture.py's dataloader, built as torchtitan's trainer builds one: packed
+    samples from torchtitan's InterleavedDataset at the token shares."""
+    batches, batch_size = 100, 8
+    result = run_check(
+        "torchtitan", "torchtitan_check.py", dataset["out"], SEQ_LENGTH, batches, batch_size
+    )
+    n = batches * batch_size
+    assert_shares(
+        token_shares(result["tokens"]),
+        {d: 4 * math.sqrt(w * (1 - w) / n) for d, w in WEIGHTS.items()},
+    )
+    assert result["steps"] == math.ceil(run_tokens(dataset) / (8 * SEQ_LENGTH))
+
+
+@pytest.mark.slow
+def test_nanotron_folders_read_by_datatrove(dataset):
+    """Each Nanoset folder read by datatrove's DatatroveFolderDataset (Nanoset's reader): all
+    of the domain's tokens, in windows of seq_len + 1."""
+    result = run_check("datatrove", "nanotron_check.py", dataset["out"], SEQ_LENGTH)
+    for d, entry in dataset["corpus"].items():
+        parts = [p["tokens"] for p in entry["parts"]]
+        assert result[d]["tokens"] == entry["tokens"]
+        assert result[d]["windows"] == sum(t // (SEQ_LENGTH + 1) for t in parts)
+        assert result[d]["first_window_matches"]
+
+
+# --- data: per domain -----------------------------------------------------------------------
+
+
+def manifest_without(dataset, tmp_path, *domains) -> Path:
+    """The manifest with ``domains`` left out (their data is declared instead)."""
+    manifest = json.loads(dataset["manifest"].read_text())
+    for d in domains:
+        manifest["domains"].pop(d)
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path
+
+
+def export(dataset, tmp_path, mixture=None, **kwargs):
+    if mixture is None:
+        mixture = tmp_path / "mixture.json"
+        write_mixture(mixture, "human", WEIGHTS)
+    kwargs.setdefault("manifest", dataset["manifest"])
+    return export_mixture(
+        mixture,
+        list(WEIGHTS),
+        out_dir=tmp_path / "out",
+        seq_length=SEQ_LENGTH,
+        global_batch_tokens=GLOBAL_BATCH,
+        **kwargs,
+    )
+
+
+def test_declared_data_is_exported_as_it_is(dataset, tmp_path):
+    """A domain with `data:` is read where the user holds it: Megatron prefixes for the blend
+    and as token files, an MDS folder for MosaicML."""
+    books = dataset["corpus"]["books"]
+    mds = tmp_path / "books_mds"
+    mds.mkdir()
+    (mds / "index.json").write_text("{}")
+    data = {"books": {"megatron": [p["megatron"] for p in books["parts"]], "mosaic": str(mds)}}
+    shares = export(
+        dataset, tmp_path, manifest=manifest_without(dataset, tmp_path, "books"), data=data
+    )
+    out = tmp_path / "out"
+    assert shares["tokens"]["books"] == books["tokens"]
+    assert shares["documents"]["books"] == books["records"]
+    olmo = yaml.safe_load((out / "olmo_core.yaml").read_text())["source_list"]["sources"]
+    assert olmo[2]["paths"] == [p["megatron"] + ".bin" for p in books["parts"]]
+    mosaic = yaml.safe_load((out / "mosaic_streams.yaml").read_text())
+    assert mosaic["streams"]["books"]["local"] == str(mds.resolve())
+    # No text for books: the HF export, which reads text, is not written, and says why.
+    assert not (out / "hf_interleave.json").exists()
+    assert (
+        "`hf_interleave.json`: not written, domain(s) ['books'] have no text files"
+        in (out / "README.md").read_text()
+    )
+    sources = json.loads((out / "sources.json").read_text())
+    assert sources["domains"]["books"]["mosaic"] is None  # the user's folder: nothing to write
+
+
+def test_declared_token_files_only(dataset, tmp_path):
+    """OLMo-core token files alone: the token-stream trainers, none that need documents."""
+    books = dataset["corpus"]["books"]
+    data = {"books": {"olmo_core": [p["megatron"] + ".bin" for p in books["parts"]]}}
+    shares = export(
+        dataset, tmp_path, manifest=manifest_without(dataset, tmp_path, "books"), data=data
+    )
+    out = tmp_path / "out"
+    assert shares["tokens"]["books"] == books["tokens"]
+    written = {p.name for p in out.iterdir()}
+    assert {"olmo_core.yaml", "nanotron.yaml", "torchtitan_mixture.py"} <= written
+    assert not {"megatron.txt", "mosaic_streams.yaml", "litdata.json"} & written
+
+
+def bad(dataset, tmp_path, match, **kwargs):
+    out = tmp_path / "out"
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        export(dataset, tmp_path, **kwargs)
+    assert not out.exists()
+
+
+def test_bad_data_entries_write_nothing(dataset, tmp_path):
+    books = dataset["corpus"]["books"]
+    manifest = manifest_without(dataset, tmp_path, "books")
+    prefixes = [p["megatron"] for p in books["parts"]]
+    # A path that does not exist: named with the domain and the key.
+    missing = {"books": {"megatron": [*prefixes, str(tmp_path / "gone")]}}
+    bad(
+        dataset,
+        tmp_path,
+        rf"domain 'books': data.megatron\[2\]: {tmp_path / 'gone'}.idx does not exist",
+        manifest=manifest,
+        data=missing,
+    )
+    bad(
+        dataset,
+        tmp_path,
+        r"domain 'books': data.olmo_core\[0\]: .*nothing.bin does not exist",
+        manifest=manifest,
+        data={"books": {"olmo_core": [str(tmp_path / "nothing.bin")]}},
+    )
+    # Another tokenizer's data: Megatron data of another dtype (a vocabulary over 65535) ...
+    wide = tmp_path / "wide"
+    write_megatron_part(wide, [np.arange(10, dtype=np.int32)], np.int32)
+    bad(
+        dataset,
+        tmp_path,
+        r"domain 'books': data.megatron\[0\]: .*wide.idx holds int32 tokens; the export's "
+        r"tokenizer .* writes uint16",
+        manifest=manifest,
+        data={"books": {"megatron": [str(wide)]}},
+    )
+    # ... or ids beyond the vocabulary, in Megatron data or OLMo-core token files.
+    big = tmp_path / "big"
+    write_megatron_part(big, [np.array([5, 7, 40000, 0], dtype=np.uint16)], np.uint16)
+    bad(
+        dataset,
+        tmp_path,
+        r"domain 'books': data.megatron\[0\]: .*big.bin holds token id 40000, beyond the "
+        r"export tokenizer's vocabulary of 300",
+        manifest=manifest,
+        data={"books": {"megatron": [str(big)]}},
+    )
+    bad(
+        dataset,
+        tmp_path,
+        r"data.olmo_core\[0\]: .*big.bin holds token id 40000",
+        manifest=manifest,
+        data={"books": {"olmo_core": [str(big) + ".bin"]}},
+    )
+    # Parts that are all empty.
+    empty = tmp_path / "empty"
+    write_megatron_part(empty, [], np.uint16)
+    bad(
+        dataset,
+        tmp_path,
+        r"domain 'books': its `data:` holds no tokens \(every part is empty\)",
+        manifest=manifest,
+        data={"books": {"megatron": [str(empty)]}},
+    )
+    # A domain neither split nor declared.
+    bad(dataset, tmp_path, r"\['books'\] are neither in the by-domain manifest", manifest=manifest)
+
+
+def test_bad_manifests_write_nothing(dataset, tmp_path):
+    manifest = json.loads(dataset["manifest"].read_text())
+    manifest["domains"]["manuals"].update(parts=[], records=0, bytes=0, tokens=0)
+    emptied = tmp_path / "emptied.json"
+    emptied.write_text(json.dumps(manifest))
+    bad(dataset, tmp_path, r"emptied.json: domain 'manuals' has no parts", manifest=emptied)
+    bad(dataset, tmp_path, "none.json: no by-domain manifest", manifest=tmp_path / "none.json")
+    (tmp_path / "broken.json").write_text('{"tokenizer": {}}')
+    bad(dataset, tmp_path, "not a by-domain manifest", manifest=tmp_path / "broken.json")
+
+
+def test_budgets_the_data_cannot_cover_write_nothing(dataset, tmp_path):
+    corpus = dataset["corpus"]
+    total = sum(corpus[d]["tokens"] for d in WEIGHTS)
+    # More than max_epochs passes over the whole corpus: check_budget's message.
+    with pytest.raises(BudgetError, match="need more data than the corpus's"):
+        export(dataset, tmp_path, budget={"tokens": 5 * total, "max_epochs": 4})
+    # Enough in all, but one domain read past max_epochs at these weights: named, with the
+    # largest budget and smallest max_epochs that would work.
+    largest = min(4 * corpus[d]["tokens"] / w for d, w in WEIGHTS.items())
+    worst = min(WEIGHTS, key=lambda d: corpus[d]["tokens"] / WEIGHTS[d])
+    mixture = tmp_path / "over.json"
+    write_mixture(
+        mixture, "human", WEIGHTS, budget={"tokens": int(largest * 1.05), "max_epochs": 4}
+    )
+    with pytest.raises(BudgetError) as err:
+        export(dataset, tmp_path, mixture=mixture)
+    message = str(err.value)
+    assert f"domain {worst!r} has {corpus[worst]['tokens']:,} tokens" in message
+    assert f"lower the budget's tokens to at most {int(largest):,}" in message
+    assert "raise max_epochs to at least 4.2" in message
+    assert not (tmp_path / "out").exists()
+    # The mixture's own budget is what its weights were made for: it wins over the caller's.
+    with pytest.raises(BudgetError):
+        export(dataset, tmp_path, mixture=mixture, budget={"tokens": 1000, "max_epochs": 4})
+
+
+def test_bad_mixtures_write_nothing(dataset, tmp_path):
+    partial = tmp_path / "partial.json"
+    write_mixture(partial, "human", {"notes": 0.5, "manuals": 0.5})
+    bad(dataset, tmp_path, r"missing \['books'\]", mixture=partial)
+    bad(
+        dataset, tmp_path, "does not exist; run the rule that makes it", mixture=tmp_path / "x.json"
+    )
+    mixture = tmp_path / "m.json"
+    write_mixture(mixture, "human", WEIGHTS)
+    with pytest.raises(ExportError, match="not a whole number of sequences"):
+        export_mixture(
+            mixture,
+            list(WEIGHTS),
+            dataset["manifest"],
+            tmp_path / "out",
+            seq_length=60,
+            global_batch_tokens=GLOBAL_BATCH,
+        )
 
 
 @pytest.mark.slow
 def test_export_rule(dataset, tmp_path):
-    """The DAG from a fresh checkout, for pretraining and finetuning; then the export and
-    Megatron jobs themselves, on token files and a mixture laid out as the workflow does."""
+    """The DAG from a fresh checkout, for pretraining and finetuning; then the export and val/
+    test Megatron jobs themselves, on a by-domain manifest and shards laid out as the workflow
+    does."""
     from test_workflow import (
         planned_jobs,
         small_config,
@@ -344,27 +722,41 @@ def test_export_rule(dataset, tmp_path):
     )
     config["proxies"]["tiny"]["domains"] = names
     write_config(tmp_path, config)
+    sources = dict(zip(names, SENTENCES))
+    # The by-domain split of each dataset, as its target writes it (its rule: by_domain.smk).
+    for ds in ("small", "small-ft"):
+        manifest = json.loads(dataset["manifest"].read_text())
+        manifest["domains"] = {n: manifest["domains"][s] for n, s in sources.items()}
+        path = tmp_path / "results" / ds / "by_domain" / "manifest.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(manifest))
     jobs = planned_jobs(tmp_path, "results/small-ft/export/chameleon_pt")
     planned = {rule for rule, _ in jobs}
-    assert {"export", "megatron_dataset", "tokenize_domain", "mixture"} <= planned
+    assert {"export", "megatron_eval_data", "mixture"} <= planned
     assert ("mixture", "dataset=small-ft, method=chameleon_pt") in jobs
     assert "train_base" in planned  # the pretrained model: the small dataset's uniform base
 
     results = tmp_path / "results" / "small"
-    sources = dict(zip(names, SENTENCES))
     for name, source in sources.items():
-        (results / "shards" / name).mkdir(parents=True)
-        shutil.copy(dataset["shards"][source], results / "shards" / name / "train.parquet")
-        shutil.copytree(dataset["tokens"][source], results / "tokens" / name)
+        for split in ("val", "test"):
+            (results / "shards" / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(
+                dataset["root"] / "shards" / source / f"{split}.parquet",
+                results / "shards" / name / f"{split}.parquet",
+            )
     write_mixture(results / "mixtures" / "human.json", "human", {n: 0.5 for n in names})
     snakemake(
-        tmp_path, "results/small/export/human", "--allowed-rules", "megatron_dataset", "export"
+        tmp_path, "results/small/export/human", "--allowed-rules", "megatron_eval_data", "export"
     )
     out = results / "export" / "human"
     data_path = (out / "megatron.txt").read_text().split()
-    assert data_path[0::2] == ["0.5", "0.5"]
-    assert data_path[1::2] == [str(results / "export" / "megatron_data" / n) for n in names]
-    hf = json.loads((out / "hf_interleave.json").read_text())
-    assert hf["domains"] == names and hf["probabilities"][0] > hf["probabilities"][1]
+    corpus = dataset["corpus"]
+    assert set(data_path[1::2]) == {
+        p["megatron"] for s in sources.values() for p in corpus[s]["parts"]
+    }
+    per_split = json.loads((out / "megatron_per_split.json").read_text())
+    assert per_split["valid"][1::2] == [
+        str(results / "export" / "megatron_data" / "val" / n) for n in names
+    ]
     olmo = yaml.safe_load((out / "olmo_core.yaml").read_text())
     assert olmo["global_batch_size"] == 8 * 32  # the small dataset's base schedule

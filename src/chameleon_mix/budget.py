@@ -35,6 +35,40 @@ def check_budget(tokens: float, max_epochs: float, corpus_tokens: dict[str, floa
         )
 
 
+def check_mixture_budget(
+    weights: dict[str, float],
+    corpus_tokens: dict[str, float],
+    tokens: float,
+    max_epochs: float,
+    where: str,
+) -> dict[str, float]:
+    """Refuse a mixture whose run of ``tokens`` would read a domain more than ``max_epochs``
+    times over its ``corpus_tokens``; return each domain's epochs. The message names the
+    domain, its tokens, and the largest budget and smallest ``max_epochs`` that would work at
+    these weights (``where``: the data the check is against, for the message)."""
+    check_budget(tokens, max_epochs, corpus_tokens, where)
+    weighted = [d for d, w in weights.items() if w > 0]
+    epochs = {d: weights[d] * tokens / corpus_tokens[d] for d in weighted}
+    over = [d for d in weighted if epochs[d] > max_epochs * (1 + 1e-9)]
+    if over:
+        worst = max(over, key=epochs.get)
+        largest = min(max_epochs * corpus_tokens[d] / weights[d] for d in weighted)
+        raise BudgetError(
+            f"{where}: domain {worst!r} has {corpus_tokens[worst]:,.0f} tokens; at weight "
+            f"{weights[worst]:.4g} a run of {tokens:,.0f} tokens reads it {epochs[worst]:.3g} "
+            f"times, more than max_epochs {max_epochs:g}"
+            + (
+                f" (so do {', '.join(map(repr, sorted(set(over) - {worst})))})"
+                if len(over) > 1
+                else ""
+            )
+            + f"; lower the budget's tokens to at most {int(largest):,}, raise max_epochs to at "
+            f"least {max(epochs.values()):.3g}, or rebudget the mixture on these tokens "
+            "(chameleon-weights budget)"
+        )
+    return epochs
+
+
 def kl_projection(weights: np.ndarray, caps: np.ndarray) -> np.ndarray:
     """The mixture nearest ``weights`` (k,) in KL divergence whose every weight is at most its
     cap ``caps`` (k,): ``min(caps, s · weights)``, ``s`` found exactly over the domains sorted

@@ -19,33 +19,57 @@ from .weights import compute_weights
 def export_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="chameleon-weights export",
-        description="Write a mixture (mixtures/<method>.json or weights.json) as the inputs of "
-        "Megatron-LM/NeMo, OLMo-core, MosaicML streaming, LitData, Hugging Face datasets and "
-        "Nanotron, converting token shares to document probabilities where a trainer samples "
-        "documents. Each domain's Megatron dataset is (re)written under "
-        "DATA_ROOT/megatron_data/.",
+        description="Write a mixture (mixtures/<method>.json or weights.json) over the whole "
+        "corpus of each domain as the inputs of Megatron-LM/NeMo, OLMo-core, MosaicML "
+        "streaming, LitData, Hugging Face datasets, Nanotron and torchtitan, with the run's "
+        "budget in each trainer's terms, converting token shares to document probabilities "
+        "where a trainer samples documents (docs/export.md).",
     )
     parser.add_argument("mixture", type=Path, help="mixture JSON with a `weights` object")
     parser.add_argument(
-        "--tokens", type=Path, required=True, help="directory of DOMAIN/ token files"
+        "--manifest",
+        type=Path,
+        required=True,
+        help="the by-domain manifest (results/<dataset>/by_domain/manifest.json): each "
+        "domain's parts and the tokenizer",
     )
     parser.add_argument(
-        "--shards", type=Path, required=True, help="directory of DOMAIN/train.parquet shards"
+        "--data",
+        type=Path,
+        default=None,
+        help="YAML or JSON {domain: {megatron: [...], olmo_core: [...], mosaic: DIR, "
+        "litdata: DIR, tokens: N}}: data you hold per domain, exported as it is",
     )
+    parser.add_argument(
+        "--eval-shards",
+        type=Path,
+        default=None,
+        help="directory of DOMAIN/val.parquet and DOMAIN/test.parquet: Megatron's valid/test "
+        "blends (written under DATA_ROOT/megatron_data/{val,test}/)",
+    )
+    parser.add_argument("--seq-length", type=int, required=True, help="the run's sequence length")
     parser.add_argument(
         "--global-batch-tokens",
         type=int,
         required=True,
-        help="tokens per optimizer step, for OLMo-core's global_batch_size",
+        help="tokens per optimizer step (a multiple of --seq-length)",
     )
+    parser.add_argument(
+        "--tokens", type=int, default=None, help="the run's tokens, where the mixture has no budget"
+    )
+    parser.add_argument("--max-epochs", type=float, default=4.0, help="with --tokens")
     parser.add_argument("--out", type=Path, required=True, help="folder for the method's files")
     parser.add_argument(
-        "--data-root", type=Path, default=None, help="shared data folders (default: OUT's parent)"
+        "--data-root",
+        type=Path,
+        default=None,
+        help="shared data folders (MDS, LitData, Megatron val/test; default: OUT's parent)",
     )
     args = parser.parse_args(argv)
 
-    from .export import data_dir, export_mixture, write_megatron_dataset
-    from .tokens import read_stats
+    import yaml
+
+    from .export import check_export, export_mixture, write_eval_megatron
 
     try:
         domains = list(json.loads(args.mixture.read_text())["weights"])
@@ -57,29 +81,52 @@ def export_main(argv: list[str]) -> int:
         )
         return 2
     data_root = args.data_root or args.out.parent
-    token_dirs = {d: args.tokens / d for d in domains}
     try:
-        for domain in domains:  # every domain's token files, before anything is written
-            read_stats(token_dirs[domain])
-        for domain in domains:
-            write_megatron_dataset(token_dirs[domain], data_dir(data_root, "megatron") / domain)
+        data = yaml.safe_load(args.data.read_text()) if args.data else None
+        budget = {"tokens": args.tokens, "max_epochs": args.max_epochs} if args.tokens else None
+        run = {"seq_length": args.seq_length, "global_batch_tokens": args.global_batch_tokens}
+        # Everything checked before anything (the val/test Megatron data) is written.
+        check_export(args.mixture, domains, args.manifest, data=data, budget=budget, **run)
+        eval_prefixes = None
+        if args.eval_shards:
+            eval_prefixes = {"valid": {}, "test": {}}
+            for domain in domains:
+                shards = {s: args.eval_shards / domain / f"{s}.parquet" for s in ("val", "test")}
+                missing = [str(p) for p in shards.values() if not p.is_file()]
+                if missing:
+                    raise ValueError(f"--eval-shards: {', '.join(missing)} do not exist")
+            for domain in domains:
+                prefixes = {s: data_root / "megatron_data" / s / domain for s in ("val", "test")}
+                write_eval_megatron(
+                    {s: args.eval_shards / domain / f"{s}.parquet" for s in prefixes},
+                    args.manifest,
+                    prefixes,
+                )
+                eval_prefixes["valid"][domain] = str(prefixes["val"].resolve())
+                eval_prefixes["test"][domain] = str(prefixes["test"].resolve())
         shares = export_mixture(
             args.mixture,
             domains,
-            token_dirs,
-            {d: args.shards / d / "train.parquet" for d in domains},
-            data_root,
+            args.manifest,
             args.out,
-            args.global_batch_tokens,
+            data=data,
+            budget=budget,
+            eval_prefixes=eval_prefixes,
+            **run,
+            data_root=data_root,
         )
     except (OSError, ValueError) as err:
         print(f"chameleon-weights export: error: {err}", file=sys.stderr)
         return 2
     width = max(map(len, domains))
-    print(f"{'domain':<{width}}  {'tokens':>8}  {'document':>8}")
+    run = shares["run"]
+    print(f"{'domain':<{width}}  {'tokens':>8}  {'document':>8}  {'epochs':>7}")
     for name in domains:
         probability = shares["document_probabilities"].get(name, 0.0)
-        print(f"{name:<{width}}  {shares['weights'][name]:8.4f}  {probability:8.4f}")
+        epochs = run["epochs"].get(name, 0.0)
+        print(f"{name:<{width}}  {shares['weights'][name]:8.4f}  {probability:8.4f}  {epochs:7.2f}")
+    what = "the budget" if run["budget"] else "one pass, no budget"
+    print(f"run: {run['tokens']:,} tokens ({what})")
     print(f"wrote {args.out}")
     return 0
 

@@ -227,8 +227,10 @@ def _check_references(config: dict) -> None:
         _check_stage(where, dataset, datasets, proxies)
         for i, domain in enumerate(dataset["domains"] if listed else []):
             _check_source(f"{where}.domains[{i}] ({domain['name']})", domain, dataset)
+            _check_data(f"{where}.domains[{i}] ({domain['name']}).data", domain.get("data"))
         _check_target(where, dataset, names)
         _check_by_domain(where, dataset)
+        _check_export(where, dataset)
         _check_methods(where, dataset)
         if dataset["methods"] and "uniform" not in dataset["methods"]:
             raise ConfigError(f"{where}.methods: include `uniform`, the baseline of the comparison")
@@ -423,6 +425,53 @@ def _check_source(where: str, entry: dict, dataset: dict) -> None:
         raise ConfigError(
             f"{where}: unknown collector {entry['collect']!r}; known: "
             f"{', '.join(sorted(COLLECTORS))}"
+        )
+
+
+def _check_data(where: str, data: dict | None) -> None:
+    """Every path of a domain's `data:` exists (whether its tokens are the manifest
+    tokenizer's is checked by the export, which has the tokenizer)."""
+    if data is None:
+        return
+    if not any(data.get(key) for key in ("megatron", "olmo_core", "mosaic", "litdata")):
+        raise ConfigError(
+            f"{where}: name the domain's data (megatron, olmo_core, mosaic or litdata), or "
+            "remove `data:`"
+        )
+    wanted = [
+        (f"megatron[{i}]", f"{prefix}{ext}", False)
+        for i, prefix in enumerate(data.get("megatron") or [])
+        for ext in (".idx", ".bin")
+    ]
+    wanted += [(f"olmo_core[{i}]", p, False) for i, p in enumerate(data.get("olmo_core") or [])]
+    wanted += [(key, data[key], True) for key in ("mosaic", "litdata") if data.get(key)]
+    for key, path, folder in wanted:
+        if not (Path(path).is_dir() if folder else Path(path).is_file()):
+            raise ConfigError(
+                f"{where}.{key}: {path} does not exist"
+                + (" (or is not a folder)" if folder else "")
+                + "; fix the path or remove the entry"
+            )
+    if not (data.get("megatron") or data.get("olmo_core")) and data["tokens"] is None:
+        raise ConfigError(
+            f"{where}: without token files (megatron, olmo_core) the export cannot count the "
+            "domain's tokens; give data.tokens, its exact tokens (EOS included)"
+        )
+
+
+def _check_export(where: str, dataset: dict) -> None:
+    """The production run's batch is whole sequences; a target has no data to export."""
+    export = dataset["export"]
+    seq_length, batch = export["seq_length"], export["global_batch_tokens"]
+    if seq_length and batch and batch % seq_length:
+        raise ConfigError(
+            f"{where}.export.global_batch_tokens: {batch} is not a multiple of seq_length "
+            f"{seq_length}; OLMo-core and Nanotron count a batch in whole sequences"
+        )
+    if dataset.get("target", {}).get("data") is not None:
+        raise ConfigError(
+            f"{where}.target.data: a target is mixed toward, never trained on, so no trainer "
+            "reads its data; remove `data:`"
         )
 
 

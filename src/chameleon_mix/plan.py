@@ -407,6 +407,51 @@ class Dataset:
     def by_domain_tokenizer_source(self) -> str:
         return "dataset" if self.settings["by_domain"]["tokenizer"] is None else "user"
 
+    # --- export ---
+
+    def export_inputs(self, method: str) -> dict:
+        """A method's export: its mixture, the by-domain manifest (the whole corpus of every
+        domain without `data:`, and the tokenizer) and the Megatron datasets of each domain's
+        val and test shards (Megatron's valid/test blends)."""
+        if "clusters" in self.settings:
+            raise PlanError(
+                f"dataset {self.name!r} is clustered: its clusters are of sampled documents, "
+                "so there is no whole corpus per cluster to export; export the dataset the "
+                f"clusters pool ({self.settings['clusters']['dataset']!r})"
+            )
+        return {
+            "mixture": self.file(f"mixtures/{method}.json"),
+            "manifest": self.file("by_domain/manifest.json"),
+            "eval_megatron": [
+                self.eval_megatron(split, d) + ext
+                for split in ("val", "test")
+                for d in self.domains
+                for ext in (".bin", ".idx")
+            ],
+        }
+
+    def eval_megatron(self, split: str, domain: str) -> str:
+        """The prefix of a domain's val or test split as a Megatron dataset."""
+        return self.file(f"export/megatron_data/{split}/{domain}")
+
+    @property
+    def declared_data(self) -> dict[str, dict]:
+        """The domains' `data:` entries: data the user holds, exported as it is."""
+        return {d["name"]: d["data"] for d in self.usable_domains if "data" in d}
+
+    @property
+    def export_run(self) -> dict:
+        """The production run's sequence length and global batch (tokens) the export writes:
+        the dataset's `export:` settings, else the compared models' (their batch in sequences)."""
+        train = self.schedule(self.training)
+        settings = self.settings["export"]
+        seq_length = settings["seq_length"] or train["seq_len"]
+        return {
+            "seq_length": seq_length,
+            "global_batch_tokens": settings["global_batch_tokens"]
+            or train["batch_size"] * seq_length,
+        }
+
     # --- embeddings and weights ---
 
     embedders: list[str]  # the embeddings' directories, one per embedding model

@@ -1,13 +1,14 @@
-rule megatron_dataset:
-    """One domain's train tokens as a Megatron indexed dataset (.bin/.idx, megatron-core's own
-    builder), shared by every method's export."""
+rule megatron_eval_data:
+    """One domain's val and test shards as Megatron indexed datasets (megatron-core's own
+    builder), tokenized with the by-domain manifest's tokenizer: the valid/test blends of
+    Megatron's per-split data, shared by every method's export."""
     input:
-        tokens="results/{dataset}/tokens/{domain}/train.bin",
-        offsets="results/{dataset}/tokens/{domain}/train.offsets.npy",
-        stats="results/{dataset}/tokens/{domain}/stats.json",
+        val="results/{dataset}/shards/{domain}/val.parquet",
+        test="results/{dataset}/shards/{domain}/test.parquet",
+        manifest="results/{dataset}/by_domain/manifest.json",
     output:
-        bin="results/{dataset}/export/megatron_data/{domain}.bin",
-        idx="results/{dataset}/export/megatron_data/{domain}.idx",
+        multiext("results/{dataset}/export/megatron_data/val/{domain}", ".bin", ".idx"),
+        multiext("results/{dataset}/export/megatron_data/test/{domain}", ".bin", ".idx"),
     log:
         "results/logs/{dataset}/export/megatron_data/{domain}.log",
     conda:
@@ -20,17 +21,12 @@ rule megatron_dataset:
 
 
 rule export:
-    """A method's mixture as the inputs of Megatron-LM / NeMo, OLMo-core, MosaicML streaming,
-    LitData, Hugging Face datasets and Nanotron, with a README on each file's unit."""
+    """A method's mixture over the whole corpus of each domain (the by-domain split, or the
+    domain's `data:`) as the inputs of Megatron-LM / NeMo, OLMo-core, MosaicML streaming,
+    LitData, Hugging Face datasets, Nanotron and torchtitan, with the run's budget in each
+    trainer's terms and a README on each file's unit."""
     input:
-        mixture="results/{dataset}/mixtures/{method}.json",
-        stats=get_token_files("stats.json"),
-        train_shards=lambda wc: get_dataset(wc).shards("train"),
-        megatron=lambda wc: [
-            f"results/{wc.dataset}/export/megatron_data/{domain}.{ext}"
-            for domain in get_domains(wc)
-            for ext in ("bin", "idx")
-        ],
+        unpack(lambda wc: get_dataset(wc).export_inputs(wc.method)),
     output:
         directory("results/{dataset}/export/{method}"),
     log:
@@ -39,6 +35,15 @@ rule export:
         "../../envs/chameleon.yaml"
     params:
         domains=get_domains,
-        global_batch_tokens=lambda wc: get_dataset(wc).batch_tokens,
+        data=lambda wc: get_dataset(wc).declared_data,
+        budget=lambda wc: get_dataset(wc).budget,
+        run=lambda wc: get_dataset(wc).export_run,
+        eval_megatron=lambda wc: {
+            split: {
+                domain: get_dataset(wc).eval_megatron(split, domain)
+                for domain in get_domains(wc)
+            }
+            for split in ("val", "test")
+        },
     script:
         "../scripts/export_mixture.py"

@@ -1,9 +1,14 @@
 from pathlib import Path
 
-from chameleon_mix.export import write_megatron_dataset
+from chameleon_mix.export import write_eval_megatron
 from chameleon_mix.io import logged
 
 with logged(snakemake.log[0]):
-    write_megatron_dataset(
-        Path(snakemake.input.stats).parent, Path(snakemake.output.bin).with_suffix("")
+    write_eval_megatron(
+        {"val": snakemake.input.val, "test": snakemake.input.test},
+        snakemake.input.manifest,
+        {
+            split: Path(snakemake.output[i]).with_suffix("")
+            for i, split in ((0, "val"), (2, "test"))
+        },
     )
