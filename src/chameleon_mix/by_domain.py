@@ -48,7 +48,6 @@ from .io import atomic_path, warn, write_json
 from .sources import (
     ReadStats,
     describe,
-    field_getter,
     file_format,
     iter_records,
     resolve_files,
@@ -376,30 +375,16 @@ def split_group(
     UTF-8, no string text, no domain field), records of a value that selects no domain are
     counted by value; a broken file stops the job with its name and writes nothing.
     """
-    from .shards import domain_value
+    from .shards import valued_texts
 
     tokenizer, out_dir = _loaded(tokenizer), Path(out_dir)
-    text_field = source.get("text_field", "text")
-    text_of, value_of = text_getter(text_field), field_getter(domain_field)
     read = ReadStats()
     unassigned: dict[str, list[int]] = {}  # value -> [records, bytes]
     with contextlib.ExitStack() as stack:
         parts = _Parts(stack, out_dir, tokenizer, batch_bytes)
         routes: dict[str, list[_Part]] = {}  # value -> its domains' parts
         with _progress(source) as bar:
-            for name, number, record in iter_records(source, read, (text_field, domain_field), bar):
-                text = text_of(record)
-                if text is None:
-                    read.skip("missing_text", name, f"record {number}: no string {text_field!r}")
-                    continue
-                try:
-                    value = domain_value(value_of(record))
-                except KeyError:
-                    read.skip("missing_field", name, f"record {number}: no field {domain_field!r}")
-                    continue
-                except TypeError as err:
-                    read.skip("missing_field", name, f"record {number}: {domain_field!r} {err}")
-                    continue
+            for _, _, text, value in valued_texts(source, domain_field, read, bar):
                 route = routes.get(value)
                 if route is None:
                     route = routes[value] = [parts.start(d, group) for d in values.get(value, [])]

@@ -21,7 +21,7 @@ import glob
 import heapq
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -279,6 +279,30 @@ def _progress_bar(source: dict):
     )
 
 
+def valued_texts(
+    source: dict, domain_field: str, read: ReadStats, bar
+) -> Iterator[tuple[str, int, str, str]]:
+    """``(file name, record number, text, domain value)`` of every record of ``source`` (a
+    group of a mixed source's files) with a string text and a ``domain_field``; the others are
+    skipped and counted in ``read``."""
+    text_field = source.get("text_field", "text")
+    text_of, value_of = text_getter(text_field), field_getter(domain_field)
+    for name, number, record in iter_records(source, read, (text_field, domain_field), bar):
+        text = text_of(record)
+        if text is None:
+            read.skip("missing_text", name, f"record {number}: no string {text_field!r}")
+            continue
+        try:
+            value = domain_value(value_of(record))
+        except KeyError:
+            read.skip("missing_field", name, f"record {number}: no field {domain_field!r}")
+            continue
+        except TypeError as err:
+            read.skip("missing_field", name, f"record {number}: {domain_field!r} {err}")
+            continue
+        yield name, number, text, value
+
+
 def partition_part(
     source: dict,
     domain_field: str,
@@ -297,31 +321,14 @@ def partition_part(
     The part does not depend on which domains are configured, so adding a domain that lives in
     the same source reruns no part. Memory is that of the samples, whatever the files' size.
     """
-    text_field = source.get("text_field", "text")
-    text_of, value_of, keyed = (
-        text_getter(text_field),
-        field_getter(domain_field),
-        keyed_function(seed),
-    )
+    keyed = keyed_function(seed)
     sizes = per_value if isinstance(per_value, dict) else {"default": per_value, "values": {}}
     read = ReadStats()
     samples: dict[str, BottomK] = {}
     counts: dict[str, list[int]] = {}  # value -> [records, too short, bytes kept]
     documents = 0
     with _progress_bar(source) as bar:
-        for name, number, record in iter_records(source, read, (text_field, domain_field), bar):
-            text = text_of(record)
-            if text is None:
-                read.skip("missing_text", name, f"record {number}: no string {text_field!r}")
-                continue
-            try:
-                value = domain_value(value_of(record))
-            except KeyError:
-                read.skip("missing_field", name, f"record {number}: no field {domain_field!r}")
-                continue
-            except TypeError as err:
-                read.skip("missing_field", name, f"record {number}: {domain_field!r} {err}")
-                continue
+        for name, number, text, value in valued_texts(source, domain_field, read, bar):
             count = counts.get(value)
             if count is None:
                 count = counts[value] = [0, 0, 0]
