@@ -3,6 +3,7 @@
 import copy
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from chameleon_mix.budget import constrain
 from chameleon_mix.krls import softmax
 
 ROOT = Path(__file__).resolve().parents[1]
+PLUGIN = ROOT / "tests" / "method_plugin"  # a mixing method installed from outside the package
 DOMAINS = ["python_code", "licenses", "man_pages"]
 # Every test here uses the module's whole Snakemake run (about 6 minutes on 2 cores).
 pytestmark = pytest.mark.slow
@@ -34,11 +36,14 @@ def small_config(domains, extra_datasets=None):
     return config
 
 
-def snakemake(workdir, *args, succeed=True):
+def snakemake(workdir, *args, succeed=True, env=None):
     """Run the project's Snakefile in ``workdir``; returns stdout + stderr."""
     command = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
     run = subprocess.run(
-        [sys.executable, "-m", "snakemake", *command, *args], capture_output=True, text=True
+        [sys.executable, "-m", "snakemake", *command, *args],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert (run.returncode == 0) == succeed, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout + run.stderr
@@ -74,16 +79,23 @@ def small_finetune_dataset(pretrained=None, methods=None):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """One run for the pretraining comparison and, from its uniform base model, finetuning."""
+    """One run for the pretraining comparison (with a method installed from outside the
+    package, tests/method_plugin), a mixture's export over the whole corpus and, from the
+    uniform base model, finetuning."""
     workdir = tmp_path_factory.mktemp("run")
-    write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    config["datasets"]["small"]["methods"].append("temperature")
+    write_config(workdir, config)
+    paths = [str(PLUGIN), os.environ.get("PYTHONPATH", "")]
     snakemake(
         workdir,
         "results/small/weights.json",
         "results/small/stability.csv",
         "results/small/report/comparison.md",
+        "results/small/export/chameleon",
         "results/small-ft/report/comparison.md",
         "results/small-ft/mixtures/chameleon_pt.json",
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
     )
     return workdir
 
@@ -142,7 +154,7 @@ def test_installing_a_package_changes_no_byte_of_the_corpus_or_the_weights(
 def test_comparison_report(workdir):
     report = (workdir / "results/small/report/comparison.md").read_text()
     methods = ["uniform", "natural", "human", "chameleon", "chameleon_target", "target_affinity"]
-    methods += ["doremi", "doge", "regmix"]
+    methods += ["doremi", "doge", "regmix", "temperature"]  # the last one the installed plugin's
     for name in [*methods, *DOMAINS, "cmix_small_continuation"]:
         assert name in report
     assert "Domains significantly better / worse than uniform" in report
@@ -177,7 +189,7 @@ def test_comparison_report(workdir):
     assert regmix["compute_flops"] == pytest.approx(sum(r["compute_flops"] for r in runs))
     assert (workdir / "results/small/report/stability.png").stat().st_size > 1000
     check_budget_and_repetition(workdir, report, methods)
-    check_target(workdir, report, rows)
+    check_target(workdir, report, rows, methods)
     chameleon = json.loads((workdir / "results/small/mixtures/chameleon.json").read_text())
     assert chameleon["compute_flops"] > chameleon["embedding_flops"] > 0  # proxy trained here
     log = json.loads((workdir / "results/small/base/chameleon/seed-0/train_log.json").read_text())
@@ -217,11 +229,11 @@ def check_budget_and_repetition(workdir, report, methods):
     assert "†" not in report  # 2,560 tokens per model read no split more than once
 
 
-def check_target(workdir, report, rows):
+def check_target(workdir, report, rows, methods):
     """The target is embedded, weighted toward, scored by RegMix's runs and every model."""
     assert "| Target: docs (↓) |" in report
     scored = [r for r in rows if r[:2] == ["summary", "target_perplexity"] and r[4] == "value"]
-    assert len(scored) == 9  # every method's one seed
+    assert len(scored) == len(methods)  # every method's one seed
     toward = json.loads((workdir / "results/small/mixtures/chameleon_target.json").read_text())
     assert toward["target"] == "docs" and toward["compute_flops"] > 0
     assert set(toward["unconstrained_weights"]) == set(DOMAINS)  # docs is not weighted
@@ -377,3 +389,71 @@ def test_a_failing_domain_leaves_no_partial_output(workdir, tmp_path):
     )
     assert "domain 'licenses' has" in out
     assert not list((tmp_path / "results/small/shards/licenses").glob("*.parquet"))
+
+
+def test_an_installed_method_runs_from_mixture_to_report(workdir):
+    """A mixing method from outside the package (tests/method_plugin/temperature_sampling.py,
+    found through its entry point) runs through the planner, the mixture rule, the compared
+    models and the report, with no file of the project changed."""
+    results = workdir / "results" / "small"
+    # The mixture is the method's own: train tokens to the power 1/T, normalised, then the
+    # dataset's budget (which these small domains' shares stay within).
+    mixture = json.loads((results / "mixtures" / "temperature.json").read_text())
+    tokens = {
+        d: json.loads((results / "tokens" / d / "stats.json").read_text())["splits"]["train"][
+            "tokens"
+        ]
+        for d in DOMAINS
+    }
+    total = sum(n**0.5 for n in tokens.values())
+    assert mixture["method"] == "temperature"
+    unconstrained = {d: n**0.5 / total for d, n in tokens.items()}
+    assert mixture["unconstrained_weights"] == pytest.approx(unconstrained)
+    assert len(set(unconstrained.values())) == len(DOMAINS)  # not uniform by accident
+
+    # A base model trained on it, evaluated, and compared in the report beside uniform.
+    log = json.loads((results / "base" / "temperature" / "seed-0" / "train_log.json").read_text())
+    assert log["weights"] == pytest.approx(mixture["weights"])
+    report = (results / "report" / "comparison.md").read_text()
+    assert re.search(r"\| Domain \| uniform \|.* temperature \|", report)
+    assert "temperature: nothing: the domains' token counts." in report
+    with open(results / "report" / "comparison.csv") as f:
+        rows = [row for row in csv.DictReader(f) if row["method"] == "temperature"]
+    assert {row["section"] for row in rows} >= {"perplexity", "weight"}
+
+
+def test_the_export_points_every_trainer_at_the_whole_corpus(workdir):
+    """`results/small/export/chameleon` from the workflow itself: the by-domain split of the
+    collected domains (each domain's file is its one part, every record of it tokenized), and
+    the trainers' files over those parts with the dataset's budget."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    results = workdir / "results" / "small"
+    manifest = json.loads((results / "by_domain" / "manifest.json").read_text())
+    assert sorted(manifest["domains"]) == sorted(DOMAINS)  # the target's text is not split
+    for name in DOMAINS:
+        corpus = workdir / "results" / "corpus" / f"{name}.jsonl"
+        (part,) = manifest["domains"][name]["parts"]
+        assert part["text"] == str(corpus.resolve())
+        assert part["records"] == len(corpus.read_text().splitlines())
+        megatron = IndexedDataset(part["megatron"])
+        assert len(megatron) == part["records"]
+        assert sum(len(megatron[i]) for i in range(len(megatron))) == part["tokens"]
+
+    out = results / "export" / "chameleon"
+    mixture = json.loads((results / "mixtures" / "chameleon.json").read_text())
+    blend = (out / "megatron.txt").read_text().split()
+    assert blend[1::2] == [manifest["domains"][d]["parts"][0]["megatron"] for d in DOMAINS]
+    assert [float(w) for w in blend[::2]] == pytest.approx([mixture["weights"][d] for d in DOMAINS])
+    per_split = json.loads((out / "megatron_per_split.json").read_text())
+    assert per_split["valid"][1::2] == [
+        str((results / "export" / "megatron_data" / "val" / d).resolve()) for d in DOMAINS
+    ]
+    olmo = yaml.safe_load((out / "olmo_core.yaml").read_text())
+    assert olmo["requested_tokens"] == 300000  # the dataset's budget
+    assert olmo["global_batch_size"] == 8 * 32  # the small dataset's base schedule
+    sources = olmo["source_list"]["sources"]
+    assert [s["max_repetition_ratio"] for s in sources] == [4] * len(DOMAINS)
+    assert {s["source_name"]: s["target_ratio"] for s in sources} == pytest.approx(
+        mixture["weights"]
+    )
