@@ -36,14 +36,16 @@ def small_config(domains, extra_datasets=None):
     return config
 
 
-def snakemake(workdir, *args, succeed=True, env=None):
-    """Run the project's Snakefile in ``workdir``; returns stdout + stderr."""
+def snakemake(workdir, *args, succeed=True):
+    """Run the project's Snakefile in ``workdir``, the test plugin's method installed; returns
+    stdout + stderr."""
     command = ["--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2"]
+    paths = [str(PLUGIN), os.environ.get("PYTHONPATH", "")]
     run = subprocess.run(
         [sys.executable, "-m", "snakemake", *command, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
     )
     assert (run.returncode == 0) == succeed, run.stdout[-3000:] + run.stderr[-3000:]
     return run.stdout + run.stderr
@@ -77,16 +79,21 @@ def small_finetune_dataset(pretrained=None, methods=None):
     return dataset
 
 
+def workflow_config():
+    """The end-to-end run's config: the small dataset with the plugin's method too, and the
+    finetuning dataset."""
+    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    config["datasets"]["small"]["methods"].append("temperature")
+    return config
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """One run for the pretraining comparison (with a method installed from outside the
     package, tests/method_plugin), a mixture's export over the whole corpus and, from the
     uniform base model, finetuning."""
     workdir = tmp_path_factory.mktemp("run")
-    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
-    config["datasets"]["small"]["methods"].append("temperature")
-    write_config(workdir, config)
-    paths = [str(PLUGIN), os.environ.get("PYTHONPATH", "")]
+    write_config(workdir, workflow_config())
     snakemake(
         workdir,
         "results/small/weights.json",
@@ -95,7 +102,6 @@ def workdir(tmp_path_factory):
         "results/small/export/chameleon",
         "results/small-ft/report/comparison.md",
         "results/small-ft/mixtures/chameleon_pt.json",
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)},
     )
     return workdir
 
@@ -138,7 +144,7 @@ def test_installing_a_package_changes_no_byte_of_the_corpus_or_the_weights(
     into the directories its Debian collectors read, collecting again and everything after it
     gives byte-identical corpus files and weights.json."""
     shutil.copytree(workdir / "results", tmp_path / "results")
-    write_config(tmp_path, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+    write_config(tmp_path, workflow_config())
     extra_debian_package()
     # Not one of the collectors' declared packages: its dpkg list is no input, nothing reruns.
     assert planned_jobs(tmp_path, "results/small/weights.json") == []
@@ -286,7 +292,7 @@ def test_finetuning_the_base_model_end_to_end(workdir):
 def test_a_sorted_copy_of_the_config_plans_nothing(workdir, tmp_path):
     """Params are compared as text: the same config with its keys sorted (as yaml.safe_dump
     writes it) must rerun no job, the proxy least of all."""
-    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    config = workflow_config()
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=True))
     targets = ("results/small/report/comparison.md", "results/small-ft/report/comparison.md")
     assert [job for target in targets for job in planned_jobs(workdir, target)] == []
@@ -294,7 +300,7 @@ def test_a_sorted_copy_of_the_config_plans_nothing(workdir, tmp_path):
 
 
 def test_changing_lambda_plans_only_the_weights(workdir):
-    config = small_config(DOMAINS, {"small-ft": small_finetune_dataset()})
+    config = workflow_config()
     config["datasets"]["small"]["weights"] = {"lam": 3.0}
     write_config(workdir, config)
     try:
@@ -304,7 +310,7 @@ def test_changing_lambda_plans_only_the_weights(workdir):
             "stability"
         ]
     finally:
-        write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+        write_config(workdir, workflow_config())
 
 
 def test_snakemake_report_holds_the_comparison(workdir):
@@ -359,7 +365,7 @@ def test_changing_a_domains_source_plans_only_that_domain_and_the_weights(workdi
             ("weights", "dataset=small"),
         ]
     finally:
-        write_config(workdir, small_config(DOMAINS, {"small-ft": small_finetune_dataset()}))
+        write_config(workdir, workflow_config())
 
 
 def test_a_new_dataset_reusing_the_proxy_trains_nothing(workdir):
