@@ -163,3 +163,22 @@ def extra_debian_package():
         if Path(f"/usr/share/doc/{name}").is_dir():
             Path(f"/usr/share/doc/{name}").rmdir()
         listing.unlink(missing_ok=True)
+
+
+def pytest_collection_finish(session):
+    """Build the trainers' environments (tests/trainer_envs.py) in the background while the
+    tests before theirs run: pip mostly waits on the network. A build that fails here is built
+    again, and its error raised, by the first test that needs it."""
+    if not any(item.fspath.basename == "test_export.py" for item in session.items):
+        return
+    import contextlib
+    import threading
+
+    from trainer_envs import ENVS, trainer_python
+
+    def build_all():
+        for name in ENVS:
+            with contextlib.suppress(Exception):  # the test that needs it raises it
+                trainer_python(name)
+
+    threading.Thread(target=build_all, name="trainer-envs", daemon=True).start()
