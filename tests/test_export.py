@@ -7,6 +7,7 @@ environment (``trainer_envs``), built once per machine."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def dataset(tmp_path_factory):
             shards[split].parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.table({"text": texts(domain, rng, EVAL_DOCUMENTS)}), shards[split])
         prefixes = {s: root / "export" / "megatron_data" / s / domain for s in shards}
-        write_eval_megatron(shards, manifest, prefixes)
+        write_eval_megatron(shards, tokenizer, prefixes)
         eval_prefixes["valid"][domain] = str(prefixes["val"])
         eval_prefixes["test"][domain] = str(prefixes["test"])
     one_pass = min(corpus[d]["tokens"] / w for d, w in WEIGHTS.items())
@@ -389,6 +390,31 @@ def test_megatron_blend_realises_the_token_shares(dataset):
     assert len(train) >= samples
     realised = megatron_shares(config.blend[0], train.dataset_index, samples)
     assert_shares(realised, {d: 2 / samples + 1e-9 for d in WEIGHTS})
+
+
+def test_eval_data_takes_the_tokenizer_as_the_parts_do(dataset, tmp_path):
+    """The val/test Megatron data are tokenized as the by-domain parts are: a bare
+    tokenizer.json (a user's `by_domain.tokenizer`, no tokenizer_config.json beside it) gives
+    the ids of its directory, each document ending with the EOS."""
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    from chameleon_mix.tokenizer import load_tokenizer
+
+    bare = tmp_path / "bare" / "tokenizer.json"
+    bare.parent.mkdir()
+    shutil.copy(dataset["tokenizer"] / "tokenizer.json", bare)
+    domain = next(iter(WEIGHTS))
+    shards = {s: dataset["root"] / "shards" / domain / f"{s}.parquet" for s in ("val", "test")}
+    prefixes = {s: tmp_path / s / domain for s in shards}
+    counts = write_eval_megatron(shards, bare, prefixes)
+    hf = load_tokenizer(dataset["tokenizer"])
+    for split, shard in shards.items():
+        texts = pq.read_table(shard)["text"].to_pylist()
+        read = IndexedDataset(str(prefixes[split]))
+        assert counts[split]["documents"] == len(read) == len(texts)
+        for i, text in enumerate(texts):
+            ids = hf(text, add_special_tokens=False)["input_ids"] + [hf.eos_token_id]
+            assert read[i].tolist() == ids
 
 
 def test_megatron_per_split_json_loads(dataset):

@@ -325,6 +325,28 @@ class _Parts:
         return {d: [p.counts() for p in parts] for d, parts in sorted(self.done.items())}
 
 
+def write_megatron_texts(
+    texts, prefix: str | Path, tokenizer: PartTokenizer, batch_bytes: int = BATCH_BYTES
+) -> dict:
+    """``texts`` (an iterable of strings) as one Megatron dataset at ``prefix``, tokenized as
+    the parts are (EOS after each, long texts in pieces), written whole or not at all; returns
+    its documents and tokens. Memory is one batch of ``batch_bytes`` of text."""
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        part = _Part(stack, prefix, tokenizer, text_file=prefix, text_field="text")
+        pending = 0
+        for text in texts:
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+            part.add(text, size)
+            pending += size
+            if pending >= batch_bytes:
+                part.flush()
+                pending = 0
+        part.close()
+    return {"documents": part.records, "tokens": part.tokens}
+
+
 def _remove_stale(out_dir: Path, domains, index: int, written: dict) -> None:
     """Delete what an earlier run of this job left for a domain that has no part now (the
     source changed), or a killed one left in temporary files, so a folder never holds a part

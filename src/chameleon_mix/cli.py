@@ -69,6 +69,7 @@ def export_main(argv: list[str]) -> int:
 
     import yaml
 
+    from .by_domain import read_manifest
     from .export import check_export, export_mixture, write_eval_megatron
 
     try:
@@ -95,11 +96,12 @@ def export_main(argv: list[str]) -> int:
                 missing = [str(p) for p in shards.values() if not p.is_file()]
                 if missing:
                     raise ValueError(f"--eval-shards: {', '.join(missing)} do not exist")
+            tokenizer = read_manifest(args.manifest)["tokenizer"]["path"]
             for domain in domains:
                 prefixes = {s: data_root / "megatron_data" / s / domain for s in ("val", "test")}
                 write_eval_megatron(
                     {s: args.eval_shards / domain / f"{s}.parquet" for s in prefixes},
-                    args.manifest,
+                    tokenizer,
                     prefixes,
                 )
                 eval_prefixes["valid"][domain] = str(prefixes["val"].resolve())

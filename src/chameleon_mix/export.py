@@ -702,29 +702,23 @@ def write_megatron_dataset(token_dir: str | Path, prefix: str | Path, split: str
 
 
 def write_eval_megatron(
-    shards: dict[str, str | Path], manifest: str | Path, prefixes: dict[str, str | Path]
+    shards: dict[str, str | Path], tokenizer: str | Path, prefixes: dict[str, str | Path]
 ) -> dict:
-    """A domain's val and test shards (split -> parquet) tokenized with the by-domain
-    manifest's tokenizer, each as a Megatron dataset at ``prefixes[split]``: the valid/test
-    blends of Megatron's per-split data, in the ids of its train blend."""
-    import tempfile
+    """A domain's val and test shards (split -> parquet, column ``text``), each as a Megatron
+    dataset at ``prefixes[split]``, tokenized as the by-domain parts are with ``tokenizer``
+    (the manifest's: a tokenizer directory or its ``tokenizer.json``): the valid/test blends of
+    Megatron's per-split data, in the ids of its train blend."""
+    import pyarrow.parquet as pq
 
-    from .tokens import write_token_files
+    from .by_domain import load_tokenizer, write_megatron_texts
 
-    tokenizer = read_manifest(manifest)["tokenizer"]
-    path = Path(tokenizer["path"])
-    tokenizer_dir = path if path.is_dir() else path.parent
-    first = Path(next(iter(prefixes.values())))
-    first.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=first.parent) as tmp:
-        stats = write_token_files(shards, tokenizer_dir, Path(tmp) / "tokens")
-        for key in ("dtype", "eos_id", "vocab_size"):
-            if stats[key] != tokenizer[key]:
-                raise ExportError(
-                    f"the tokenizer {tokenizer_dir} gives {key} {stats[key]!r}, the by-domain "
-                    f"manifest {manifest} says {tokenizer[key]!r}; remake the manifest"
-                )
-        return {
-            split: write_megatron_dataset(Path(tmp) / "tokens", prefixes[split], split)
-            for split in shards
-        }
+    tokenizer = load_tokenizer(tokenizer)
+
+    def texts(shard):
+        for batch in pq.ParquetFile(shard).iter_batches(columns=["text"]):
+            yield from batch.column(0).to_pylist()
+
+    return {
+        split: write_megatron_texts(texts(shards[split]), prefixes[split], tokenizer)
+        for split in shards
+    }

@@ -430,6 +430,14 @@ class Dataset:
             ],
         }
 
+    @property
+    def eval_megatron_prefixes(self) -> dict[str, dict[str, str]]:
+        """Megatron's valid and test blends: each domain's val and test data, by its split."""
+        return {
+            blend: {d: self.eval_megatron(split, d) for d in self.domains}
+            for blend, split in (("valid", "val"), ("test", "test"))
+        }
+
     def eval_megatron(self, split: str, domain: str) -> str:
         """The prefix of a domain's val or test split as a Megatron dataset."""
         return self.file(f"export/megatron_data/{split}/{domain}")

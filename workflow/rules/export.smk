@@ -1,11 +1,11 @@
 rule megatron_eval_data:
     """One domain's val and test shards as Megatron indexed datasets (megatron-core's own
-    builder), tokenized with the by-domain manifest's tokenizer: the valid/test blends of
-    Megatron's per-split data, shared by every method's export."""
+    builder), tokenized as the by-domain parts are: the valid/test blends of Megatron's
+    per-split data, shared by every method's export."""
     input:
         val="results/{dataset}/shards/{domain}/val.parquet",
         test="results/{dataset}/shards/{domain}/test.parquet",
-        manifest="results/{dataset}/by_domain/manifest.json",
+        tokenizer=lambda wc: get_dataset(wc).by_domain_tokenizer,
     output:
         multiext("results/{dataset}/export/megatron_data/val/{domain}", ".bin", ".idx"),
         multiext("results/{dataset}/export/megatron_data/test/{domain}", ".bin", ".idx"),
@@ -38,12 +38,6 @@ rule export:
         data=lambda wc: get_dataset(wc).declared_data,
         budget=lambda wc: get_dataset(wc).budget,
         run=lambda wc: get_dataset(wc).export_run,
-        eval_megatron=lambda wc: {
-            split: {
-                domain: get_dataset(wc).eval_megatron(split, domain)
-                for domain in get_domains(wc)
-            }
-            for split in ("val", "test")
-        },
+        eval_prefixes=lambda wc: get_dataset(wc).eval_megatron_prefixes,
     script:
         "../scripts/export_mixture.py"

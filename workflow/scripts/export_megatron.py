@@ -6,7 +6,7 @@ from chameleon_mix.io import logged
 with logged(snakemake.log[0]):
     write_eval_megatron(
         {"val": snakemake.input.val, "test": snakemake.input.test},
-        snakemake.input.manifest,
+        snakemake.input.tokenizer,
         {
             split: Path(snakemake.output[i]).with_suffix("")
             for i, split in ((0, "val"), (2, "test"))
